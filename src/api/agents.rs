@@ -1,0 +1,199 @@
+//! `/api/agents`: agents own the agent level of the timeout hierarchy.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::extract::{self, ApiJson};
+use crate::api::sessions::{timeout_config, DeletedResponse};
+use crate::clock::to_rfc3339;
+use crate::domain::Agent;
+use crate::error::{ApiError, ErrorBody};
+use crate::service::agents::{self as service, AgentInput};
+use crate::state::AppState;
+use crate::timeout::{ConfigSource, EffectiveConfig, PartialTimeoutConfig, TimeoutConfig};
+
+const NAME_MAX_CHARS: usize = 200;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAgentRequest {
+    /// Display name (≤ 200 characters).
+    #[serde(default)]
+    #[schema(example = "Support bot")]
+    pub name: Option<String>,
+    /// The agent's overrides of the global timeout config; fields left out inherit it.
+    #[serde(default)]
+    pub timeout_config: Option<PartialTimeoutConfig>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentResponse {
+    #[schema(format = Uuid)]
+    pub agent_id: String,
+    pub name: Option<String>,
+    /// The agent's own overrides (only the fields it sets).
+    pub timeout_config: PartialTimeoutConfig,
+    /// What a new session of this agent gets without session overrides.
+    pub effective_timeout_config: TimeoutConfig,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl AgentResponse {
+    fn new(agent: &Agent, global: TimeoutConfig) -> Self {
+        Self {
+            agent_id: agent.id.clone(),
+            name: agent.name.clone(),
+            timeout_config: agent.timeout_config,
+            effective_timeout_config: EffectiveConfig::global(global)
+                .overridden(&agent.timeout_config, ConfigSource::Agent)
+                .config,
+            created_at: to_rfc3339(agent.created_at),
+            updated_at: to_rfc3339(agent.updated_at),
+        }
+    }
+}
+
+fn agent_id(raw: &str) -> Result<String, ApiError> {
+    extract::uuid_field("agentId", raw)
+}
+
+/// Register (201) or replace (200) an agent. PUT replaces: fields left out are cleared.
+#[utoipa::path(
+    put, path = "/api/agents/{agentId}", tag = "agents",
+    request_body = PutAgentRequest,
+    params(("agentId" = String, Path, format = Uuid, description = "Agent id")),
+    responses(
+        (status = 200, description = "Agent updated", body = AgentResponse),
+        (status = 201, description = "Agent created", body = AgentResponse),
+        (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
+    )
+)]
+pub async fn put(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ApiJson(body): ApiJson<PutAgentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = agent_id(&path)?;
+    let name = body
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > NAME_MAX_CHARS)
+    {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be at most {NAME_MAX_CHARS} characters"),
+        ));
+    }
+    let input = AgentInput {
+        id,
+        name,
+        timeout_config: timeout_config("timeoutConfig", body.timeout_config.unwrap_or_default())?,
+    };
+    let (agent, created) = service::put(&state, input).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(AgentResponse::new(&agent, state.settings.timeouts)))
+}
+
+/// Get an agent.
+#[utoipa::path(
+    get, path = "/api/agents/{agentId}", tag = "agents",
+    params(("agentId" = String, Path, format = Uuid, description = "Agent id")),
+    responses(
+        (status = 200, description = "The agent", body = AgentResponse),
+        (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown (AGENT_NOT_FOUND)", body = ErrorBody),
+    )
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = service::get(&state, agent_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(AgentResponse::new(&agent, state.settings.timeouts)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListAgentsParams {
+    /// 1–100, default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// Default 0.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub offset: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentListResponse {
+    /// Oldest first.
+    pub agents: Vec<AgentResponse>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// List agents, oldest first.
+#[utoipa::path(
+    get, path = "/api/agents", tag = "agents",
+    params(ListAgentsParams),
+    responses(
+        (status = 200, description = "A page of agents", body = AgentListResponse),
+        (status = 400, description = "Invalid paging (VALIDATION_ERROR)", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    params: web::Query<ListAgentsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = extract::int_param("limit", params.limit.as_deref(), 50, (1, 100))?;
+    let offset = extract::int_param("offset", params.offset.as_deref(), 0, (0, i64::MAX))?;
+    let page = service::list(&state, limit, offset).await?;
+    let global = state.settings.timeouts;
+    Ok(HttpResponse::Ok().json(AgentListResponse {
+        agents: page
+            .agents
+            .iter()
+            .map(|a| AgentResponse::new(a, global))
+            .collect(),
+        total: page.total,
+        limit,
+        offset,
+    }))
+}
+
+/// Delete an agent. Its active sessions end at once (they answer 410 until purged).
+#[utoipa::path(
+    delete, path = "/api/agents/{agentId}", tag = "agents",
+    params(("agentId" = String, Path, format = Uuid, description = "Agent id")),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedResponse),
+        (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown (AGENT_NOT_FOUND)", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = agent_id(&path)?;
+    let ended = service::delete(&state, id.clone()).await?;
+    Ok(HttpResponse::Ok().json(DeletedResponse {
+        success: true,
+        message: format!("Agent {id} deleted successfully; {ended} active session(s) ended"),
+    }))
+}

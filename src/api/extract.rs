@@ -1,0 +1,183 @@
+//! Extractors that turn bad input into the service's JSON errors (never a plain-text 400).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+/// A JSON body. Requires `Content-Type: application/json` (or `+json`) when a body is present,
+/// treats an empty body as `{}`, honours the app's payload limit, and names the offending
+/// field when deserialization fails.
+pub struct ApiJson<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let reason = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::Validation {
+                message: format!("Malformed JSON: {reason}"),
+                details: json!({ "reason": reason }),
+            }
+        } else if field == "." {
+            ApiError::Validation {
+                message: format!("Invalid request body: {reason}"),
+                details: json!({ "reason": reason }),
+            }
+        } else {
+            ApiError::invalid(field, reason)
+        }
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let limit = req
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
+            .map_or(262_144, |s| s.settings.max_body_bytes);
+        let body = Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
+                _ => ApiError::Validation {
+                    message: format!("Cannot read request body: {e}"),
+                    details: Value::Null,
+                },
+            })?;
+            if !bytes.is_empty() && !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            parse_json(&bytes).map(ApiJson)
+        })
+    }
+}
+
+/// `X-Debug: true` asks for the provenance of the effective timeout config.
+pub struct DebugFlag(pub bool);
+
+impl FromRequest for DebugFlag {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let on = req
+            .headers()
+            .get("x-debug")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        std::future::ready(Ok(DebugFlag(on)))
+    }
+}
+
+/// Parses a path or body id as a UUID, returning its canonical lowercase hyphenated form.
+pub fn uuid_field(field: &str, value: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(value.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::invalid(field, "must be a UUID"))
+}
+
+/// Parses an optional integer query parameter within an inclusive range.
+pub fn int_param(
+    field: &str,
+    value: Option<&str>,
+    default: i64,
+    (min, max): (i64, i64),
+) -> Result<i64, ApiError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("must be an integer from {min} to {max}"),
+        )),
+    }
+}
+
+const METADATA_MAX_BYTES: usize = 16 * 1024;
+const METADATA_MAX_DEPTH: usize = 5;
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Metadata is a JSON object of at most 16 KB serialized, nested at most 5 levels deep (the
+/// object itself is level 1). Absent or null metadata is `{}`.
+pub fn metadata(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
+    let value = match value {
+        None | Some(Value::Null) => return Ok(Value::Object(Default::default())),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::invalid(field, "must be a JSON object")),
+    };
+    if value.to_string().len() > METADATA_MAX_BYTES {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {METADATA_MAX_BYTES} bytes serialized"),
+        ));
+    }
+    if depth(&value) > METADATA_MAX_DEPTH {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be nested at most {METADATA_MAX_DEPTH} levels deep"),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_depth_counts_the_object_itself() {
+        let five = json!({"a": {"b": {"c": {"d": {"e": 1}}}}});
+        assert!(metadata("metadata", Some(five)).is_ok());
+        let six = json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}});
+        assert!(metadata("metadata", Some(six)).is_err());
+        assert!(metadata("metadata", Some(json!([1]))).is_err());
+        assert_eq!(metadata("metadata", None).unwrap(), json!({}));
+    }
+
+    #[test]
+    fn metadata_size_is_bounded() {
+        let big = json!({ "x": "y".repeat(METADATA_MAX_BYTES) });
+        assert!(metadata("metadata", Some(big)).is_err());
+    }
+}

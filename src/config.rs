@@ -1,0 +1,368 @@
+//! Configuration, layered: built-in defaults < config file (TOML) < environment < CLI flags.
+//!
+//! Every layer is reduced to `key -> (text, where it came from)` and parsed once, so an invalid
+//! value stops start-up with a message naming the exact key that carried it
+//! (e.g. `AGENT_SESSIONS_TIMEOUT_MINUTES` or `timeout_minutes in agent-sessions.toml`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::timeout::{PartialTimeoutConfig, TimeoutConfig};
+
+pub const DEFAULT_DATABASE_URL: &str = "data/agent-sessions.db";
+pub const DEFAULT_CONFIG_FILE: &str = "agent-sessions.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub pool_size: u32,
+    pub workers: Option<usize>,
+    pub timeouts: TimeoutConfig,
+    pub reaper_interval_secs: u64,
+    pub reaper_batch_size: i64,
+    pub retention_hours: u64,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            pool_size: 10,
+            workers: None,
+            timeouts: TimeoutConfig::default(),
+            reaper_interval_secs: 30,
+            reaper_batch_size: 500,
+            retention_hours: 24,
+            max_body_bytes: 256 * 1024,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration key: its name in the TOML file and its environment variable.
+struct Key {
+    file: &'static str,
+    env: &'static str,
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        file: "bind",
+        env: "AGENT_SESSIONS_BIND",
+    },
+    Key {
+        file: "database_url",
+        env: "DATABASE_URL",
+    },
+    Key {
+        file: "pool_size",
+        env: "AGENT_SESSIONS_POOL_SIZE",
+    },
+    Key {
+        file: "workers",
+        env: "AGENT_SESSIONS_WORKERS",
+    },
+    Key {
+        file: "timeout_minutes",
+        env: "AGENT_SESSIONS_TIMEOUT_MINUTES",
+    },
+    Key {
+        file: "auto_renew",
+        env: "AGENT_SESSIONS_AUTO_RENEW",
+    },
+    Key {
+        file: "max_duration_minutes",
+        env: "AGENT_SESSIONS_MAX_DURATION_MINUTES",
+    },
+    Key {
+        file: "warning_threshold_minutes",
+        env: "AGENT_SESSIONS_WARNING_THRESHOLD_MINUTES",
+    },
+    Key {
+        file: "reaper_interval_secs",
+        env: "AGENT_SESSIONS_REAPER_INTERVAL_SECS",
+    },
+    Key {
+        file: "reaper_batch_size",
+        env: "AGENT_SESSIONS_REAPER_BATCH_SIZE",
+    },
+    Key {
+        file: "retention_hours",
+        env: "AGENT_SESSIONS_RETENTION_HOURS",
+    },
+    Key {
+        file: "max_body_bytes",
+        env: "AGENT_SESSIONS_MAX_BODY_BYTES",
+    },
+    Key {
+        file: "log_format",
+        env: "AGENT_SESSIONS_LOG_FORMAT",
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: String, message: String },
+    #[error("unknown key `{key}` in config file {path}")]
+    UnknownKey { key: String, path: String },
+    #[error("invalid value {value:?} for {origin}: {expected}")]
+    Invalid {
+        origin: String,
+        value: String,
+        expected: String,
+    },
+}
+
+/// Raw values by file key, each remembering which layer set it.
+#[derive(Debug, Default)]
+pub struct Layers {
+    values: BTreeMap<&'static str, (String, String)>,
+}
+
+impl Layers {
+    fn key(name: &str) -> Option<&'static Key> {
+        KEYS.iter().find(|k| k.file == name)
+    }
+
+    /// Reads a TOML file; every key must be known.
+    pub fn file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Toml {
+                path: shown.clone(),
+                message: e.message().to_owned(),
+            })?;
+        for (name, value) in table {
+            let key = Self::key(&name).ok_or_else(|| ConfigError::UnknownKey {
+                key: name.clone(),
+                path: shown.clone(),
+            })?;
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => format!("{other:?}"),
+            };
+            self.values
+                .insert(key.file, (text, format!("`{}` in {shown}", key.file)));
+        }
+        Ok(())
+    }
+
+    /// Reads every known environment variable through `lookup`.
+    pub fn env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        for key in KEYS {
+            if let Some(v) = lookup(key.env) {
+                self.values.insert(key.file, (v, key.env.to_owned()));
+            }
+        }
+    }
+
+    /// A value given as a command-line flag (`--bind`, `--timeout-minutes`, ...).
+    pub fn flag(&mut self, file_key: &'static str, value: Option<String>) {
+        if let Some(v) = value {
+            let flag = format!("--{}", file_key.replace('_', "-"));
+            self.values.insert(file_key, (v, flag));
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        expected: &str,
+        accept: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some((text, origin)) = self.values.get(key) else {
+            return Ok(None);
+        };
+        match text.trim().parse::<T>() {
+            Ok(v) if accept(&v) => Ok(Some(v)),
+            _ => Err(ConfigError::Invalid {
+                origin: origin.clone(),
+                value: text.clone(),
+                expected: expected.to_owned(),
+            }),
+        }
+    }
+
+    fn range(&self, key: &str, (min, max): (i64, i64)) -> Result<Option<i64>, ConfigError> {
+        self.parse(
+            key,
+            &format!("expected an integer from {min} to {max}"),
+            |v| (min..=max).contains(v),
+        )
+    }
+
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        use crate::timeout::TimeoutLimits as L;
+        let d = Settings::default();
+        let positive = |v: &u64| *v > 0;
+        let log_format = match self.parse::<String>("log_format", "expected text or json", |v| {
+            v == "text" || v == "json"
+        })? {
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(_) => LogFormat::Text,
+            None => d.log_format,
+        };
+        let timeouts = PartialTimeoutConfig {
+            timeout_minutes: self.range("timeout_minutes", L::TIMEOUT_MINUTES)?,
+            auto_renew: self.parse("auto_renew", "expected true or false", |_: &bool| true)?,
+            max_duration_minutes: self.range("max_duration_minutes", L::MAX_DURATION_MINUTES)?,
+            warning_threshold_minutes: self
+                .range("warning_threshold_minutes", L::WARNING_THRESHOLD_MINUTES)?,
+        };
+        let base = crate::timeout::EffectiveConfig::global(d.timeouts);
+        Ok(Settings {
+            bind: self
+                .parse(
+                    "bind",
+                    "expected host:port, e.g. 127.0.0.1:3000",
+                    |_: &SocketAddr| true,
+                )?
+                .unwrap_or(d.bind),
+            database_url: self
+                .parse::<String>("database_url", "expected a non-empty URL or path", |v| {
+                    !v.trim().is_empty()
+                })?
+                .unwrap_or(d.database_url),
+            pool_size: self
+                .parse(
+                    "pool_size",
+                    "expected an integer from 1 to 1000",
+                    |v: &u32| (1..=1000).contains(v),
+                )?
+                .unwrap_or(d.pool_size),
+            workers: self
+                .parse("workers", "expected a positive integer", |v: &usize| *v > 0)?
+                .or(d.workers),
+            timeouts: base
+                .overridden(&timeouts, crate::timeout::ConfigSource::Global)
+                .config,
+            reaper_interval_secs: self
+                .parse(
+                    "reaper_interval_secs",
+                    "expected a positive integer",
+                    positive,
+                )?
+                .unwrap_or(d.reaper_interval_secs),
+            reaper_batch_size: self
+                .parse(
+                    "reaper_batch_size",
+                    "expected an integer from 1 to 100000",
+                    |v| (1..=100_000).contains(v),
+                )?
+                .unwrap_or(d.reaper_batch_size),
+            retention_hours: self
+                .parse(
+                    "retention_hours",
+                    "expected a non-negative integer",
+                    |_: &u64| true,
+                )?
+                .unwrap_or(d.retention_hours),
+            max_body_bytes: self
+                .parse(
+                    "max_body_bytes",
+                    "expected an integer from 1024 to 104857600",
+                    |v| (1024..=104_857_600).contains(v),
+                )?
+                .unwrap_or(d.max_body_bytes),
+            log_format,
+        })
+    }
+}
+
+/// The config file to read: the explicit one (flag or `AGENT_SESSIONS_CONFIG`), else
+/// `agent-sessions.toml` in the working directory when it exists.
+pub fn config_file(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit
+        .or_else(|| std::env::var_os("AGENT_SESSIONS_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+            default.exists().then_some(default)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let s = Layers::default().settings().unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.timeouts, TimeoutConfig::default());
+        assert_eq!(s.reaper_interval_secs, 30);
+        assert_eq!(s.retention_hours, 24);
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "timeout_minutes = 40\nauto_renew = false\nbind = \"0.0.0.0:1\"\n",
+        )
+        .unwrap();
+        let mut layers = Layers::default();
+        layers.file(&file).unwrap();
+        layers.env(env_of(&[("AGENT_SESSIONS_TIMEOUT_MINUTES", "50")]));
+        layers.flag("bind", Some("127.0.0.1:9".into()));
+        let s = layers.settings().unwrap();
+        assert_eq!(s.timeouts.timeout_minutes, 50);
+        assert!(!s.timeouts.auto_renew);
+        assert_eq!(s.bind.to_string(), "127.0.0.1:9");
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let mut layers = Layers::default();
+        layers.env(env_of(&[("AGENT_SESSIONS_TIMEOUT_MINUTES", "2")]));
+        let err = layers.settings().unwrap_err().to_string();
+        assert!(err.contains("AGENT_SESSIONS_TIMEOUT_MINUTES"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "retention_hourz = 3\n").unwrap();
+        let err = Layers::default().file(&file).unwrap_err().to_string();
+        assert!(err.contains("retention_hourz"), "{err}");
+
+        let mut layers = Layers::default();
+        layers.flag("reaper_interval_secs", Some("0".into()));
+        let err = layers.settings().unwrap_err().to_string();
+        assert!(err.contains("--reaper-interval-secs"), "{err}");
+    }
+}

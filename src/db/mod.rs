@@ -1,0 +1,180 @@
+//! Storage: one diesel code path over SQLite and PostgreSQL.
+
+pub mod models;
+pub mod repo;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Picks the backend from the URL scheme, so a bad URL reports the real error at once
+/// (diesel's derived `establish` tries each backend and hides it).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+    backend: Backend,
+}
+
+impl ConnectionManager {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            backend: Backend::of_url(url),
+        }
+    }
+
+    fn sqlite_path(&self) -> &str {
+        self.url.strip_prefix("sqlite://").unwrap_or(&self.url)
+    }
+
+    fn establish(&self) -> Result<DbConnection, DbError> {
+        Ok(match self.backend {
+            Backend::Postgres => DbConnection::Postgresql(PgConnection::establish(&self.url)?),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(self.sqlite_path())?;
+                // Per connection: wait for the writer instead of failing, enforce foreign keys
+                // (cascading deletes), and fsync at checkpoints only (safe under WAL).
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                     PRAGMA synchronous = NORMAL;",
+                )?;
+                DbConnection::Sqlite(conn)
+            }
+        })
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConnection, DbError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        Ok(conn.batch_execute("SELECT 1")?)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Opens the pool, preparing the SQLite file (directory, WAL) first and running migrations.
+pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, DbError> {
+    let manager = ConnectionManager::new(url);
+    if manager.backend == Backend::Sqlite {
+        let path = std::path::Path::new(manager.sqlite_path());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::Directory {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        // WAL is a property of the file: set it once, on one connection, before the pool
+        // opens several at the same time.
+        let mut conn = manager.establish()?;
+        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+    }
+    // Fail fast on an unreachable database instead of r2d2's 30 s default wait.
+    let probe = manager.establish()?;
+    drop(probe);
+    let pool = r2d2::Pool::builder()
+        .max_size(pool_size)
+        .connection_timeout(Duration::from_secs(5))
+        .build(manager)?;
+    run_migrations(&mut *pool.get()?)?;
+    Ok(pool)
+}
+
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
+    let result = match conn {
+        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(drop),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(drop),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes the write
+/// lock up front: a deferred transaction that reads first and writes later can fail with
+/// `SQLITE_BUSY` without waiting for `busy_timeout`.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            if let Err(e) = DbConnection::commit_transaction(conn) {
+                let _ = DbConnection::rollback_transaction(conn);
+                return Err(e.into());
+            }
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = DbConnection::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Queries, one module per table. Repositories store and fetch; they never decide policy.
+
+pub mod agents;
+pub mod sessions;

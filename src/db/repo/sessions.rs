@@ -1,0 +1,169 @@
+use diesel::dsl::{count_star, sql};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+
+use crate::db::models::{SessionChanges, SessionRow};
+use crate::db::schema::sessions::dsl as s;
+use crate::db::{DbConnection, MultiBackend};
+
+pub const ACTIVE: &str = "active";
+pub const EXPIRED: &str = "expired";
+pub const ENDED: &str = "ended";
+
+/// Which sessions a list or count covers. "Active" means status active and not yet past
+/// `expires_at` at `now`, whether or not the reaper has caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Active,
+    Expired,
+    All,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub agent_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+type Boxed<'a> = crate::db::schema::sessions::BoxedQuery<'a, MultiBackend>;
+
+fn filtered<'a>(filter: &'a Filter, status: StatusFilter, now: i64) -> Boxed<'a> {
+    let mut q = s::sessions.into_boxed();
+    if let Some(agent) = &filter.agent_id {
+        q = q.filter(s::agent_id.eq(agent));
+    }
+    if let Some(user) = &filter.user_id {
+        q = q.filter(s::user_id.eq(user));
+    }
+    match status {
+        StatusFilter::Active => q.filter(s::status.eq(ACTIVE).and(s::expires_at.gt(now))),
+        StatusFilter::Expired => q.filter(s::status.ne(ACTIVE).or(s::expires_at.le(now))),
+        StatusFilter::All => q,
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
+    diesel::insert_into(s::sessions)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SessionRow>> {
+    s::sessions
+        .find(id)
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Writes `changes` only if the row still has `expected_version`; false when another writer
+/// got there first.
+pub fn update_if_version(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i64,
+    changes: &SessionChanges,
+) -> QueryResult<bool> {
+    diesel::update(s::sessions.find(id).filter(s::version.eq(expected_version)))
+        .set(changes)
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::delete(s::sessions.find(id))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &Filter,
+    status: StatusFilter,
+    now: i64,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    filtered(filter, status, now)
+        .order((s::created_at.desc(), s::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select(SessionRow::as_select())
+        .load(conn)
+}
+
+pub fn count(
+    conn: &mut DbConnection,
+    filter: &Filter,
+    status: StatusFilter,
+    now: i64,
+) -> QueryResult<i64> {
+    filtered(filter, status, now)
+        .select(count_star())
+        .first(conn)
+}
+
+/// Active sessions within their own warning threshold of expiry.
+pub fn count_expiring_soon(conn: &mut DbConnection, now: i64) -> QueryResult<i64> {
+    s::sessions
+        .filter(s::status.eq(ACTIVE).and(s::expires_at.gt(now)))
+        .filter(
+            sql::<Bool>("expires_at - warning_threshold_minutes * 60000 <= ")
+                .bind::<BigInt, _>(now),
+        )
+        .select(count_star())
+        .first(conn)
+}
+
+/// Marks up to `batch` active sessions whose `expires_at` has passed as expired and returns
+/// their ids. The status condition is re-checked by the UPDATE itself, so concurrent reapers
+/// on one PostgreSQL never expire the same session twice.
+pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<Vec<String>> {
+    let due = s::sessions
+        .filter(s::status.eq(ACTIVE).and(s::expires_at.le(now)))
+        .order(s::expires_at.asc())
+        .limit(batch)
+        .select(s::id);
+    let ids: Vec<String> = due.load(conn)?;
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    diesel::update(
+        s::sessions
+            .filter(s::id.eq_any(&ids))
+            .filter(s::status.eq(ACTIVE).and(s::expires_at.le(now))),
+    )
+    .set((
+        s::status.eq(EXPIRED),
+        s::closed_at.eq(s::expires_at.nullable()),
+        s::version.eq(s::version + 1),
+    ))
+    .returning(s::id)
+    .get_results(conn)
+}
+
+/// Deletes up to `batch` closed sessions whose retention window ended before `closed_before`.
+pub fn purge_closed(conn: &mut DbConnection, closed_before: i64, batch: i64) -> QueryResult<usize> {
+    let ids: Vec<String> = s::sessions
+        .filter(s::closed_at.le(closed_before))
+        .order(s::closed_at.asc())
+        .limit(batch)
+        .select(s::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(s::sessions.filter(s::id.eq_any(&ids))).execute(conn)
+}
+
+/// Ends every active session of an agent (the agent was deleted).
+pub fn end_for_agent(conn: &mut DbConnection, agent_id: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(s::sessions.filter(s::agent_id.eq(agent_id).and(s::status.eq(ACTIVE))))
+        .set((
+            s::status.eq(ENDED),
+            s::closed_at.eq(now),
+            s::version.eq(s::version + 1),
+        ))
+        .execute(conn)
+}

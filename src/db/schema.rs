@@ -1,0 +1,37 @@
+// Written by hand: one schema for both backends (see migrations/sqlite and migrations/postgres).
+
+diesel::table! {
+    agents (id) {
+        id -> Text,
+        name -> Nullable<Text>,
+        timeout_minutes -> Nullable<BigInt>,
+        auto_renew -> Nullable<Bool>,
+        max_duration_minutes -> Nullable<BigInt>,
+        warning_threshold_minutes -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        agent_id -> Text,
+        user_id -> Text,
+        status -> Text,
+        metadata -> Text,
+        timeout_minutes -> BigInt,
+        auto_renew -> Bool,
+        max_duration_minutes -> BigInt,
+        warning_threshold_minutes -> BigInt,
+        config_sources -> Text,
+        created_at -> BigInt,
+        last_activity -> BigInt,
+        expires_at -> BigInt,
+        renewal_count -> BigInt,
+        closed_at -> Nullable<BigInt>,
+        version -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(agents, sessions);

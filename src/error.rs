@@ -1,0 +1,160 @@
+//! One error enum, one mapping to HTTP.
+//!
+//! The body serves every client family at once: the nested `error` object is what the ElizaOS
+//! api-client and MoChat-style clients read, the top-level `code`/`message`/`details` are what
+//! plain `fetch` readers use.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::clock::{to_rfc3339, Millis};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Validation { message: String, details: Value },
+    #[error("Request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("Request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Session {0} not found")]
+    SessionNotFound(String),
+    #[error("Session {session_id} has expired")]
+    SessionExpired {
+        session_id: String,
+        expired_at: Millis,
+    },
+    #[error("Session {session_id} cannot be renewed: the maximum duration is reached")]
+    RenewalFailed { session_id: String, cap: Millis },
+    #[error("Agent {0} not found")]
+    AgentNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("The database is unavailable")]
+    Unavailable(String),
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 naming the offending field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = message.into();
+        Self::Validation {
+            message: format!("{field}: {message}"),
+            details: json!({ "field": field, "reason": message }),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } | Self::UnsupportedMediaType => "VALIDATION_ERROR",
+            Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::SessionNotFound(_) => "SESSION_NOT_FOUND",
+            Self::SessionExpired { .. } => "SESSION_EXPIRED",
+            Self::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
+            Self::AgentNotFound(_) => "AGENT_NOT_FOUND",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    fn details(&self) -> Option<Value> {
+        match self {
+            Self::Validation { details, .. } => Some(details.clone()),
+            Self::PayloadTooLarge { limit } => Some(json!({ "limitBytes": limit })),
+            Self::SessionNotFound(id) => Some(json!({ "sessionId": id })),
+            Self::SessionExpired {
+                session_id,
+                expired_at,
+            } => Some(json!({ "sessionId": session_id, "expiredAt": to_rfc3339(*expired_at) })),
+            Self::RenewalFailed { session_id, cap } => Some(json!({
+                "sessionId": session_id,
+                "reason": "max_duration_reached",
+                "maxExpiresAt": to_rfc3339(*cap),
+            })),
+            Self::AgentNotFound(id) => Some(json!({ "agentId": id })),
+            _ => None,
+        }
+    }
+}
+
+/// The error body. `error` repeats `code`, `message` and `details` for nested readers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    /// SCREAMING_SNAKE error code, e.g. `SESSION_EXPIRED`.
+    #[schema(example = "SESSION_NOT_FOUND")]
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    #[schema(example = "SESSION_NOT_FOUND")]
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::SessionNotFound(_) | Self::AgentNotFound(_) | Self::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::SessionExpired { .. } => StatusCode::GONE,
+            Self::RenewalFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
+            Self::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        let code = self.code().to_owned();
+        let message = self.to_string();
+        let details = self.details();
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            error: ErrorDetail {
+                code: code.clone(),
+                message: message.clone(),
+                details: details.clone(),
+            },
+            code,
+            message,
+            details,
+        })
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(e: r2d2::Error) -> Self {
+        Self::Unavailable(format!("pool: {e}"))
+    }
+}

@@ -1,0 +1,18 @@
+//! agent-sessions: a durable sessions service for conversational agents, speaking the ElizaOS
+//! Sessions API.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod openapi;
+pub mod reaper;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod timeout;
+
+pub use startup::Application;

@@ -1,0 +1,32 @@
+use crate::clock::Millis;
+use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    pub active_sessions: i64,
+    pub expiring_soon: i64,
+    /// Sessions that are over (expired or ended) but not yet purged.
+    pub invalid_sessions: i64,
+    pub now: Millis,
+    pub uptime_secs: i64,
+}
+
+pub async fn report(state: &AppState) -> Result<HealthReport, ApiError> {
+    let now = state.now();
+    let uptime_secs = (now - state.started_at).max(0) / 1000;
+    state
+        .db(move |conn| {
+            let all = Filter::default();
+            let active_sessions = repo::count(conn, &all, StatusFilter::Active, now)?;
+            Ok(HealthReport {
+                active_sessions,
+                expiring_soon: repo::count_expiring_soon(conn, now)?,
+                invalid_sessions: repo::count(conn, &all, StatusFilter::Expired, now)?,
+                now,
+                uptime_secs,
+            })
+        })
+        .await
+}

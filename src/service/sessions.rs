@@ -1,0 +1,253 @@
+use serde_json::Value;
+
+use crate::clock::Millis;
+use crate::db::repo::agents as agent_repo;
+use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
+use crate::db::{write_transaction, DbConnection};
+use crate::domain::{Agent, Session, SessionStatus};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::timeout::policy::{self, RenewalError};
+use crate::timeout::{ConfigSource, PartialTimeoutConfig};
+
+/// A session as read at `now` (time remaining and the warning depend on it).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub session: Session,
+    pub now: Millis,
+}
+
+/// Validated input for a new session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub agent_id: String,
+    pub user_id: String,
+    pub metadata: Value,
+    pub timeout_config: PartialTimeoutConfig,
+}
+
+pub async fn create(state: &AppState, input: NewSession) -> Result<Snapshot, ApiError> {
+    let now = state.now();
+    let global = state.settings.timeouts;
+    state
+        .db(move |conn| {
+            write_transaction(conn, |conn| {
+                let agent: Agent = agent_repo::find(conn, &input.agent_id)?
+                    .ok_or_else(|| ApiError::AgentNotFound(input.agent_id.clone()))?
+                    .into();
+                let config = policy::merge(global, &agent.timeout_config, &input.timeout_config);
+                let session = Session {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    agent_id: input.agent_id,
+                    user_id: input.user_id,
+                    status: SessionStatus::Active,
+                    metadata: input.metadata,
+                    expires_at: policy::expiry(&config.config, now, now),
+                    config,
+                    created_at: now,
+                    last_activity: now,
+                    renewal_count: 0,
+                    closed_at: None,
+                    version: 0,
+                };
+                repo::insert(conn, &session.to_row())?;
+                Ok(Snapshot { session, now })
+            })
+        })
+        .await
+}
+
+fn load(conn: &mut DbConnection, id: &str) -> Result<Session, ApiError> {
+    repo::find(conn, id)?
+        .ok_or_else(|| ApiError::SessionNotFound(id.to_owned()))?
+        .try_into()
+}
+
+/// One indexed read; 404 when unknown, 410 when over.
+pub async fn get(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
+    let now = state.now();
+    state
+        .db(move |conn| {
+            let session = load(conn, &id)?;
+            session.ensure_alive(now)?;
+            Ok(Snapshot { session, now })
+        })
+        .await
+}
+
+/// How many times an optimistic update is retried when another writer changed the row.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Loads a live session, lets `change` modify it, and writes it back with a version check,
+/// retrying on a concurrent update (PostgreSQL; SQLite's write lock already serializes).
+pub(crate) fn mutate<T>(
+    conn: &mut DbConnection,
+    id: &str,
+    now: Millis,
+    mut change: impl FnMut(&mut DbConnection, &mut Session) -> Result<T, ApiError>,
+) -> Result<(Session, T), ApiError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let outcome = write_transaction(conn, |conn| -> Result<_, ApiError> {
+            let mut session = load(conn, id)?;
+            session.ensure_alive(now)?;
+            let version = session.version;
+            let extra = change(conn, &mut session)?;
+            if !repo::update_if_version(conn, id, version, &session.changes())? {
+                return Ok(None);
+            }
+            session.version += 1;
+            Ok(Some((session, extra)))
+        })?;
+        if let Some(done) = outcome {
+            return Ok(done);
+        }
+    }
+    Err(ApiError::Internal(format!(
+        "session {id}: too many concurrent updates"
+    )))
+}
+
+async fn mutate_snapshot(
+    state: &AppState,
+    id: String,
+    change: impl FnMut(&mut Session, Millis) -> Result<(), ApiError> + Send + 'static,
+) -> Result<Snapshot, ApiError> {
+    let now = state.now();
+    let mut change = change;
+    state
+        .db(move |conn| {
+            let (session, ()) = mutate(conn, &id, now, |_, s| change(s, now))?;
+            Ok(Snapshot { session, now })
+        })
+        .await
+}
+
+/// An explicit renew: always tries; 422 when the max-duration cap leaves nothing to extend.
+pub async fn renew(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
+    mutate_snapshot(state, id, |s, now| {
+        let c = &s.config.config;
+        match policy::renew(c, s.created_at, s.expires_at, now) {
+            Ok(expires_at) => {
+                s.expires_at = expires_at;
+                s.last_activity = now;
+                s.renewal_count += 1;
+                Ok(())
+            }
+            Err(RenewalError::MaxDurationReached { cap }) => Err(ApiError::RenewalFailed {
+                session_id: s.id.clone(),
+                cap,
+            }),
+        }
+    })
+    .await
+}
+
+/// Records activity at `now`, renewing when auto-renew is on; true when `expiresAt` moved.
+pub(crate) fn touch(session: &mut Session, now: Millis) -> bool {
+    session.last_activity = now;
+    let c = &session.config.config;
+    match policy::auto_renew(c, session.created_at, session.expires_at, now) {
+        Some(expires_at) => {
+            session.expires_at = expires_at;
+            session.renewal_count += 1;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Keeps the session alive: updates lastActivity and renews when auto-renew is on.
+pub async fn heartbeat(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
+    mutate_snapshot(state, id, |s, now| {
+        touch(s, now);
+        Ok(())
+    })
+    .await
+}
+
+/// Merges a validated partial config into the session's and recomputes `expiresAt` from now,
+/// capped by the (possibly new) maximum duration.
+pub async fn update_timeout(
+    state: &AppState,
+    id: String,
+    patch: PartialTimeoutConfig,
+) -> Result<Snapshot, ApiError> {
+    mutate_snapshot(state, id, move |s, now| {
+        let config = s.config.overridden(&patch, ConfigSource::Session);
+        let expires_at = policy::expiry(&config.config, s.created_at, now);
+        if policy::is_expired(expires_at, now) {
+            return Err(ApiError::invalid(
+                "maxDurationMinutes",
+                "would end the session immediately: it is shorter than the session's age",
+            ));
+        }
+        s.config = config;
+        s.expires_at = expires_at;
+        s.last_activity = now;
+        Ok(())
+    })
+    .await
+}
+
+/// Deletes the session and everything it owns; works for expired sessions too.
+pub async fn delete(state: &AppState, id: String) -> Result<(), ApiError> {
+    state
+        .db(move |conn| {
+            if write_transaction(conn, |conn| repo::delete(conn, &id))? {
+                Ok(())
+            } else {
+                Err(ApiError::SessionNotFound(id))
+            }
+        })
+        .await
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filter: Filter,
+    pub status: StatusFilter,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionPage {
+    pub sessions: Vec<Session>,
+    pub total: i64,
+    pub total_sessions: i64,
+    pub active_sessions: i64,
+    pub now: Millis,
+}
+
+pub async fn list(state: &AppState, query: ListQuery) -> Result<SessionPage, ApiError> {
+    let now = state.now();
+    state
+        .db(move |conn| {
+            let rows = repo::list(
+                conn,
+                &query.filter,
+                query.status,
+                now,
+                query.limit,
+                query.offset,
+            )?;
+            let total_sessions = repo::count(conn, &query.filter, StatusFilter::All, now)?;
+            let active_sessions = repo::count(conn, &query.filter, StatusFilter::Active, now)?;
+            let total = match query.status {
+                StatusFilter::All => total_sessions,
+                StatusFilter::Active => active_sessions,
+                StatusFilter::Expired => total_sessions - active_sessions,
+            };
+            Ok(SessionPage {
+                sessions: rows
+                    .into_iter()
+                    .map(Session::try_from)
+                    .collect::<Result<_, _>>()?,
+                total,
+                total_sessions,
+                active_sessions,
+                now,
+            })
+        })
+        .await
+}

@@ -1,0 +1,387 @@
+//! Config merge with provenance and the expiry maths.
+//!
+//! Rules (DESIGN.md): effective config = global, overridden field by field by the agent, then
+//! by the session. `expiresAt = min(lastRenewal + timeout, createdAt + maxDuration)`; a renewal
+//! never moves `expiresAt` earlier; an explicit renew fails once the max-duration cap is reached.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::Millis;
+
+const MINUTE_MS: i64 = 60_000;
+
+/// A complete timeout configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeoutConfig {
+    /// Inactivity timeout in minutes (5–1440).
+    #[schema(minimum = 5, maximum = 1440, example = 30)]
+    pub timeout_minutes: i64,
+    /// Whether messages and heartbeats extend the session.
+    #[schema(example = true)]
+    pub auto_renew: bool,
+    /// Hard cap on the session's total lifetime in minutes (1–4320).
+    #[schema(minimum = 1, maximum = 4320, example = 720)]
+    pub max_duration_minutes: i64,
+    /// `isNearExpiration` turns true this many minutes before expiry (1–60).
+    #[schema(minimum = 1, maximum = 60, example = 5)]
+    pub warning_threshold_minutes: i64,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            timeout_minutes: 30,
+            auto_renew: true,
+            max_duration_minutes: 720,
+            warning_threshold_minutes: 5,
+        }
+    }
+}
+
+/// A partial timeout configuration: every field is optional and overrides the level below.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartialTimeoutConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 5, maximum = 1440, example = 60)]
+    pub timeout_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_renew: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4320, example = 240)]
+    pub max_duration_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 60, example = 5)]
+    pub warning_threshold_minutes: Option<i64>,
+}
+
+/// Inclusive ranges for the numeric fields.
+pub struct TimeoutLimits;
+
+impl TimeoutLimits {
+    pub const TIMEOUT_MINUTES: (i64, i64) = (5, 1440);
+    pub const MAX_DURATION_MINUTES: (i64, i64) = (1, 4320);
+    pub const WARNING_THRESHOLD_MINUTES: (i64, i64) = (1, 60);
+}
+
+impl PartialTimeoutConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Checks every present field against its range; returns `(camelCase field, message)`
+    /// for each violation.
+    pub fn violations(&self) -> Vec<(&'static str, String)> {
+        let checks = [
+            (
+                "timeoutMinutes",
+                self.timeout_minutes,
+                TimeoutLimits::TIMEOUT_MINUTES,
+            ),
+            (
+                "maxDurationMinutes",
+                self.max_duration_minutes,
+                TimeoutLimits::MAX_DURATION_MINUTES,
+            ),
+            (
+                "warningThresholdMinutes",
+                self.warning_threshold_minutes,
+                TimeoutLimits::WARNING_THRESHOLD_MINUTES,
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(field, value, (min, max))| match value {
+                Some(v) if v < min || v > max => {
+                    Some((field, format!("must be an integer from {min} to {max}")))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl From<TimeoutConfig> for PartialTimeoutConfig {
+    fn from(c: TimeoutConfig) -> Self {
+        Self {
+            timeout_minutes: Some(c.timeout_minutes),
+            auto_renew: Some(c.auto_renew),
+            max_duration_minutes: Some(c.max_duration_minutes),
+            warning_threshold_minutes: Some(c.warning_threshold_minutes),
+        }
+    }
+}
+
+/// Where a field's effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigSource {
+    Global,
+    Agent,
+    Session,
+}
+
+/// The provenance of each field of an effective config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigSources {
+    pub timeout_minutes: ConfigSource,
+    pub auto_renew: ConfigSource,
+    pub max_duration_minutes: ConfigSource,
+    pub warning_threshold_minutes: ConfigSource,
+}
+
+impl ConfigSources {
+    pub const ALL_GLOBAL: Self = Self {
+        timeout_minutes: ConfigSource::Global,
+        auto_renew: ConfigSource::Global,
+        max_duration_minutes: ConfigSource::Global,
+        warning_threshold_minutes: ConfigSource::Global,
+    };
+}
+
+/// An effective config together with where each field came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveConfig {
+    pub config: TimeoutConfig,
+    pub sources: ConfigSources,
+}
+
+fn pick<T: Copy>(
+    current: T,
+    current_source: ConfigSource,
+    over: Option<T>,
+    source: ConfigSource,
+) -> (T, ConfigSource) {
+    over.map_or((current, current_source), |v| (v, source))
+}
+
+impl EffectiveConfig {
+    pub fn global(config: TimeoutConfig) -> Self {
+        Self {
+            config,
+            sources: ConfigSources::ALL_GLOBAL,
+        }
+    }
+
+    /// Overrides every field present in `over`, recording `source` as its origin.
+    pub fn overridden(self, over: &PartialTimeoutConfig, source: ConfigSource) -> Self {
+        let (c, s) = (self.config, self.sources);
+        let (timeout_minutes, ts) = pick(
+            c.timeout_minutes,
+            s.timeout_minutes,
+            over.timeout_minutes,
+            source,
+        );
+        let (auto_renew, ars) = pick(c.auto_renew, s.auto_renew, over.auto_renew, source);
+        let (max_duration_minutes, ms) = pick(
+            c.max_duration_minutes,
+            s.max_duration_minutes,
+            over.max_duration_minutes,
+            source,
+        );
+        let (warning_threshold_minutes, ws) = pick(
+            c.warning_threshold_minutes,
+            s.warning_threshold_minutes,
+            over.warning_threshold_minutes,
+            source,
+        );
+        Self {
+            config: TimeoutConfig {
+                timeout_minutes,
+                auto_renew,
+                max_duration_minutes,
+                warning_threshold_minutes,
+            },
+            sources: ConfigSources {
+                timeout_minutes: ts,
+                auto_renew: ars,
+                max_duration_minutes: ms,
+                warning_threshold_minutes: ws,
+            },
+        }
+    }
+}
+
+/// global -> agent -> session.
+pub fn merge(
+    global: TimeoutConfig,
+    agent: &PartialTimeoutConfig,
+    session: &PartialTimeoutConfig,
+) -> EffectiveConfig {
+    EffectiveConfig::global(global)
+        .overridden(agent, ConfigSource::Agent)
+        .overridden(session, ConfigSource::Session)
+}
+
+/// The latest instant the session may live to: `createdAt + maxDuration`.
+pub fn hard_cap(config: &TimeoutConfig, created_at: Millis) -> Millis {
+    created_at.saturating_add(config.max_duration_minutes * MINUTE_MS)
+}
+
+/// `min(renewedAt + timeout, createdAt + maxDuration)`.
+pub fn expiry(config: &TimeoutConfig, created_at: Millis, renewed_at: Millis) -> Millis {
+    renewed_at
+        .saturating_add(config.timeout_minutes * MINUTE_MS)
+        .min(hard_cap(config, created_at))
+}
+
+/// Why an explicit renew was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewalError {
+    /// `expiresAt` already sits at `createdAt + maxDuration`.
+    MaxDurationReached { cap: Millis },
+}
+
+/// An explicit renew at `now`: the new `expiresAt`, never earlier than `current`.
+pub fn renew(
+    config: &TimeoutConfig,
+    created_at: Millis,
+    current: Millis,
+    now: Millis,
+) -> Result<Millis, RenewalError> {
+    let cap = hard_cap(config, created_at);
+    if current >= cap {
+        return Err(RenewalError::MaxDurationReached { cap });
+    }
+    Ok(expiry(config, created_at, now).max(current))
+}
+
+/// Activity (a message or heartbeat) at `now`: `Some(new expiresAt)` when auto-renew is on and
+/// it moves `expiresAt` later, else `None`.
+pub fn auto_renew(
+    config: &TimeoutConfig,
+    created_at: Millis,
+    current: Millis,
+    now: Millis,
+) -> Option<Millis> {
+    if !config.auto_renew {
+        return None;
+    }
+    let next = expiry(config, created_at, now);
+    (next > current).then_some(next)
+}
+
+/// Milliseconds left, never negative.
+pub fn time_remaining(expires_at: Millis, now: Millis) -> i64 {
+    (expires_at - now).max(0)
+}
+
+pub fn is_expired(expires_at: Millis, now: Millis) -> bool {
+    now >= expires_at
+}
+
+/// True while the session is alive and within the warning threshold of its expiry.
+pub fn is_near_expiration(config: &TimeoutConfig, expires_at: Millis, now: Millis) -> bool {
+    let remaining = time_remaining(expires_at, now);
+    remaining > 0 && remaining <= config.warning_threshold_minutes * MINUTE_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Millis = 1_700_000_000_000;
+
+    fn cfg(timeout: i64, max: i64) -> TimeoutConfig {
+        TimeoutConfig {
+            timeout_minutes: timeout,
+            auto_renew: true,
+            max_duration_minutes: max,
+            warning_threshold_minutes: 5,
+        }
+    }
+
+    #[test]
+    fn expiry_is_capped_by_max_duration() {
+        assert_eq!(expiry(&cfg(30, 720), T0, T0), T0 + 30 * MINUTE_MS);
+        assert_eq!(expiry(&cfg(30, 10), T0, T0), T0 + 10 * MINUTE_MS);
+        assert_eq!(
+            expiry(&cfg(30, 60), T0, T0 + 50 * MINUTE_MS),
+            T0 + 60 * MINUTE_MS
+        );
+    }
+
+    #[test]
+    fn renew_fails_only_at_the_cap() {
+        let c = cfg(30, 60);
+        let renewed = renew(&c, T0, T0 + 30 * MINUTE_MS, T0 + 20 * MINUTE_MS);
+        assert_eq!(renewed, Ok(T0 + 50 * MINUTE_MS));
+        let capped = renew(&c, T0, T0 + 50 * MINUTE_MS, T0 + 40 * MINUTE_MS);
+        assert_eq!(capped, Ok(T0 + 60 * MINUTE_MS));
+        assert_eq!(
+            renew(&c, T0, T0 + 60 * MINUTE_MS, T0 + 45 * MINUTE_MS),
+            Err(RenewalError::MaxDurationReached {
+                cap: T0 + 60 * MINUTE_MS
+            })
+        );
+    }
+
+    #[test]
+    fn auto_renew_respects_the_flag_and_reports_movement() {
+        let mut c = cfg(30, 720);
+        assert_eq!(
+            auto_renew(&c, T0, T0 + 30 * MINUTE_MS, T0 + MINUTE_MS),
+            Some(T0 + 31 * MINUTE_MS)
+        );
+        assert_eq!(auto_renew(&c, T0, T0 + 30 * MINUTE_MS, T0), None);
+        c.auto_renew = false;
+        assert_eq!(
+            auto_renew(&c, T0, T0 + 30 * MINUTE_MS, T0 + MINUTE_MS),
+            None
+        );
+    }
+
+    #[test]
+    fn near_expiration_uses_the_threshold() {
+        let c = cfg(30, 720);
+        let exp = T0 + 30 * MINUTE_MS;
+        assert!(!is_near_expiration(&c, exp, T0));
+        assert!(!is_near_expiration(&c, exp, exp - 5 * MINUTE_MS - 1));
+        assert!(is_near_expiration(&c, exp, exp - 5 * MINUTE_MS));
+        assert!(!is_near_expiration(&c, exp, exp));
+        assert!(is_expired(exp, exp));
+    }
+
+    #[test]
+    fn merge_records_provenance() {
+        let agent = PartialTimeoutConfig {
+            timeout_minutes: Some(60),
+            auto_renew: Some(false),
+            ..Default::default()
+        };
+        let session = PartialTimeoutConfig {
+            auto_renew: Some(true),
+            warning_threshold_minutes: Some(10),
+            ..Default::default()
+        };
+        let eff = merge(TimeoutConfig::default(), &agent, &session);
+        assert_eq!(
+            eff.config,
+            TimeoutConfig {
+                timeout_minutes: 60,
+                auto_renew: true,
+                max_duration_minutes: 720,
+                warning_threshold_minutes: 10
+            }
+        );
+        assert_eq!(eff.sources.timeout_minutes, ConfigSource::Agent);
+        assert_eq!(eff.sources.auto_renew, ConfigSource::Session);
+        assert_eq!(eff.sources.max_duration_minutes, ConfigSource::Global);
+        assert_eq!(eff.sources.warning_threshold_minutes, ConfigSource::Session);
+    }
+
+    #[test]
+    fn violations_name_the_fields() {
+        let p = PartialTimeoutConfig {
+            timeout_minutes: Some(4),
+            max_duration_minutes: Some(4321),
+            warning_threshold_minutes: Some(60),
+            ..Default::default()
+        };
+        let fields: Vec<_> = p.violations().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, vec!["timeoutMinutes", "maxDurationMinutes"]);
+    }
+}
