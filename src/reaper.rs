@@ -71,7 +71,8 @@ impl Reaper {
 
     /// Runs a pass every `interval` until `shutdown` turns true.
     pub async fn run(self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(interval);
+        // The first pass comes one interval after start, not at once.
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -47,6 +47,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 message: format!("Malformed JSON: {reason}"),
                 details: json!({ "reason": reason }),
             }
+        } else if let Some(name) = missing_field(&reason) {
+            // "missing field `agentId`": the path stops at the parent.
+            let field = if field == "." {
+                name.to_owned()
+            } else {
+                format!("{field}.{name}")
+            };
+            ApiError::invalid(field, reason)
         } else if field == "." {
             ApiError::Validation {
                 message: format!("Invalid request body: {reason}"),
@@ -56,6 +64,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::invalid(field, reason)
         }
     })
+}
+
+/// The field serde names in a missing-field error.
+fn missing_field(reason: &str) -> Option<&str> {
+    reason.strip_prefix("missing field `")?.split('`').next()
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {

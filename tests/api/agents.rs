@@ -1,0 +1,146 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::{assert_error, id_of, Kind, TestApp};
+
+backend_tests!(
+    put_creates_then_replaces,
+    get_and_list_agents,
+    deleting_an_agent_ends_its_sessions,
+    sessions_need_a_registered_agent,
+    invalid_agent_input_is_rejected_and_nothing_is_written,
+);
+
+async fn put_creates_then_replaces(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let path = format!("/api/agents/{id}");
+
+    let (status, created) = app
+        .put(
+            &path,
+            json!({"name": "Helper", "timeoutConfig": {"timeoutMinutes": 60}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["agentId"], id);
+    assert_eq!(created["name"], "Helper");
+    assert_eq!(created["timeoutConfig"], json!({"timeoutMinutes": 60}));
+    assert_eq!(
+        created["effectiveTimeoutConfig"],
+        json!({"timeoutMinutes": 60, "autoRenew": true, "maxDurationMinutes": 720, "warningThresholdMinutes": 5})
+    );
+    assert_eq!(created["createdAt"], "2026-01-01T00:00:00.000Z");
+
+    app.clock.advance_minutes(1);
+    let (status, replaced) = app
+        .put(&path, json!({"timeoutConfig": {"autoRenew": false}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["name"], json!(null));
+    assert_eq!(replaced["timeoutConfig"], json!({"autoRenew": false}));
+    assert_eq!(replaced["createdAt"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(replaced["updatedAt"], "2026-01-01T00:01:00.000Z");
+
+    let (status, read) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read, replaced);
+}
+
+async fn get_and_list_agents(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.agent().await);
+        app.clock.advance_ms(1);
+    }
+    let (status, page) = app.get("/api/agents?limit=2&offset=1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["offset"], 1);
+    let listed: Vec<_> = page["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agentId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ids[1..].to_vec());
+
+    let (status, body) = app
+        .get(&format!("/api/agents/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
+    let (status, body) = app.get("/api/agents?limit=0").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+async fn deleting_an_agent_ends_its_sessions(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let other = app.session().await;
+    let session = id_of(&app.session_with(&agent, json!({})).await);
+
+    app.clock.advance_minutes(1);
+    let (status, body) = app.delete(&format!("/api/agents/{agent}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true);
+
+    let (status, body) = app.get(&format!("/api/agents/{agent}")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
+    let (status, body) = app.get(&format!("/api/messaging/sessions/{session}")).await;
+    assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
+    assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:01:00.000Z");
+    let (status, _) = app.get(&format!("/api/messaging/sessions/{other}")).await;
+    assert_eq!(status, StatusCode::OK, "other agents' sessions live on");
+
+    let (status, body) = app.delete(&format!("/api/agents/{agent}")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
+}
+
+async fn sessions_need_a_registered_agent(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let (status, body) = app
+        .post(
+            "/api/messaging/sessions",
+            json!({"agentId": uuid::Uuid::new_v4(), "userId": uuid::Uuid::new_v4()}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
+    assert_eq!(app.session_count("all").await, 0);
+}
+
+async fn invalid_agent_input_is_rejected_and_nothing_is_written(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let (status, body) = app.put("/api/agents/not-a-uuid", json!({})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(body["details"]["field"], "agentId");
+
+    let id = uuid::Uuid::new_v4();
+    for (bad, field) in [
+        (
+            json!({"timeoutConfig": {"timeoutMinutes": 4}}),
+            "timeoutConfig.timeoutMinutes",
+        ),
+        (
+            json!({"timeoutConfig": {"maxDurationMinutes": 4321}}),
+            "timeoutConfig.maxDurationMinutes",
+        ),
+        (
+            json!({"timeoutConfig": {"warningThresholdMinutes": 0}}),
+            "timeoutConfig.warningThresholdMinutes",
+        ),
+        (
+            json!({"timeoutConfig": {"timeoutMinutes": 10.5}}),
+            "timeoutConfig.timeoutMinutes",
+        ),
+        (json!({"name": "x".repeat(201)}), "name"),
+    ] {
+        let (status, body) = app.put(&format!("/api/agents/{id}"), bad).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(body["details"]["field"], field, "{body}");
+    }
+    let (_, page) = app.get("/api/agents").await;
+    assert_eq!(page["total"], 0);
+}

@@ -1,0 +1,38 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::{Kind, TestApp};
+
+backend_tests!(
+    health_reports_counts_and_uptime,
+    health_is_503_when_the_database_fails
+);
+
+async fn health_reports_counts_and_uptime(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let (status, body) = app.get("/api/messaging/sessions/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({
+            "status": "healthy", "activeSessions": 0, "timestamp": "2026-01-01T00:00:00.000Z",
+            "expiringSoon": 0, "invalidSessions": 0, "uptime": 0
+        })
+    );
+    app.session().await;
+    app.session().await;
+    app.clock.advance_ms(90_500);
+    let (_, body) = app.get("/api/messaging/sessions/health").await;
+    assert_eq!(body["activeSessions"], 2);
+    assert_eq!(body["uptime"], 90);
+    assert_eq!(body["timestamp"], "2026-01-01T00:01:30.500Z");
+}
+
+async fn health_is_503_when_the_database_fails(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    app.execute_sql("DROP TABLE sessions").await;
+    let (status, body) = app.get("/api/messaging/sessions/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unhealthy");
+}

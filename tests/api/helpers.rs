@@ -1,0 +1,323 @@
+//! Spawns the real app on port 0 against a fresh database and talks to it over HTTP.
+
+use std::sync::{Arc, OnceLock};
+
+use agent_sessions::clock::ManualClock;
+use agent_sessions::config::Settings;
+use agent_sessions::db::{DbConnection, DbPool};
+use agent_sessions::reaper::{ReapReport, Reaper};
+use agent_sessions::Application;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// 2026-01-01T00:00:00Z: every test starts here on its manual clock.
+pub const T0: i64 = 1_767_225_600_000;
+pub const MINUTE: i64 = 60_000;
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, schema)) = &self.pg_schema {
+            if let Ok(mut conn) = PgConnection::establish(admin_url) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl Kind {
+    /// `Some(Postgres)` when the test server is reachable. Under `CI=true` a missing server is
+    /// a failure, not a skip.
+    pub fn postgres() -> Option<Kind> {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        let ok = *AVAILABLE.get_or_init(|| match PgConnection::establish(&postgres_url()) {
+            Ok(_) => true,
+            Err(e) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                    panic!("PostgreSQL is required under CI=true: {e}");
+                }
+                eprintln!("skipping PostgreSQL tests: {e}");
+                false
+            }
+        });
+        ok.then_some(Kind::Postgres)
+    }
+
+    pub fn fresh_db(self) -> Arc<TestDb> {
+        Arc::new(match self {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = dir.path().join("test.db").display().to_string();
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg_schema: None,
+                }
+            }
+            Kind::Postgres => {
+                let admin = postgres_url();
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin).expect("postgres");
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .expect("create schema");
+                let sep = if admin.contains('?') { '&' } else { '?' };
+                TestDb {
+                    url: format!("{admin}{sep}options=-csearch_path%3D{schema}"),
+                    _dir: None,
+                    pg_schema: Some((admin, schema)),
+                }
+            }
+        })
+    }
+}
+
+/// Runs each listed `async fn(Kind)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Kind::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(kind) = $crate::helpers::Kind::postgres() {
+                        super::$name(kind).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub fn test_settings(db: &TestDb) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: db.url.clone(),
+        pool_size: 4,
+        workers: Some(1),
+        // The background reaper never fires during a test; tests run passes explicitly.
+        reaper_interval_secs: 3600,
+        ..Settings::default()
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub reaper: Reaper,
+    pub pool: DbPool,
+    pub db: Arc<TestDb>,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(kind: Kind) -> TestApp {
+        Self::spawn_on(kind.fresh_db(), |_| {}).await
+    }
+
+    pub async fn spawn_with(kind: Kind, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_on(kind.fresh_db(), tweak).await
+    }
+
+    pub async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(&db);
+        tweak(&mut settings);
+        let clock = ManualClock::new(T0);
+        let app = Application::build(settings, Arc::new(clock.clone())).expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let reaper = app.reaper();
+        let pool = app.pool();
+        let handle = app.handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            clock,
+            reaper,
+            pool,
+            db,
+            handle,
+            task,
+        }
+    }
+
+    /// Stops the server (draining requests) and waits for it and its reaper to finish.
+    pub async fn stop(self) -> Arc<TestDb> {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+        self.db
+    }
+
+    /// One reaper pass at the manual clock's time.
+    pub async fn reap(&self) -> ReapReport {
+        let reaper = self.reaper.clone();
+        tokio::task::spawn_blocking(move || reaper.run_once())
+            .await
+            .unwrap()
+            .expect("reaper pass")
+    }
+
+    /// Runs raw SQL on the app's database (to break it in failure tests).
+    pub async fn execute_sql(&self, sql: &'static str) {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().unwrap();
+            let conn: &mut DbConnection = &mut conn;
+            conn.batch_execute(sql).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn post_empty(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::POST, path, None).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// Registers an agent with the given timeout overrides and returns its id.
+    pub async fn agent_with(&self, timeout_config: Value) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (status, body) = self
+            .put(
+                &format!("/api/agents/{id}"),
+                json!({ "name": "test agent", "timeoutConfig": timeout_config }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        id
+    }
+
+    pub async fn agent(&self) -> String {
+        self.agent_with(json!({})).await
+    }
+
+    /// Creates a session (201 expected) and returns its body.
+    pub async fn session_with(&self, agent_id: &str, extra: Value) -> Value {
+        let mut body = json!({ "agentId": agent_id, "userId": uuid::Uuid::new_v4() });
+        if let (Some(obj), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+            obj.extend(more.clone());
+        }
+        let (status, created) = self.post("/api/messaging/sessions", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
+    /// A new session of a new default agent; returns the session id.
+    pub async fn session(&self) -> String {
+        let agent = self.agent().await;
+        id_of(&self.session_with(&agent, json!({})).await)
+    }
+
+    pub async fn session_count(&self, status: &str) -> i64 {
+        let (code, body) = self
+            .get(&format!("/api/messaging/sessions?status={status}"))
+            .await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body["total"].as_i64().unwrap()
+    }
+}
+
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = resp.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        assert!(
+            ct.starts_with("application/json"),
+            "non-JSON body ({ct}): {text}"
+        );
+        serde_json::from_str(&text).expect("JSON body")
+    };
+    (status, body)
+}
+
+pub fn id_of(session: &Value) -> String {
+    session["sessionId"].as_str().expect("sessionId").to_owned()
+}
+
+/// Parses an RFC 3339 timestamp into unix milliseconds.
+pub fn ms(value: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("timestamp string"))
+        .expect("RFC 3339")
+        .timestamp_millis()
+}
+
+/// Asserts the error body shape and code.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}

@@ -1,0 +1,10 @@
+//! Black-box API tests: the real server on port 0, over HTTP, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod agents;
+mod health;
+mod reaper;
+mod sessions;
+mod timeouts;
+mod validation;

@@ -1,0 +1,177 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{assert_error, read, Kind, TestApp};
+
+backend_tests!(
+    create_rejects_bad_fields_and_writes_nothing,
+    bodies_must_be_json_and_small,
+    patch_rejects_bad_config_and_changes_nothing,
+);
+
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!(1), |inner, _| json!({ "k": inner }))
+}
+
+async fn create_rejects_bad_fields_and_writes_nothing(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let user = uuid::Uuid::new_v4().to_string();
+    let base = json!({"agentId": agent, "userId": user});
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let cases = [
+        (json!({"userId": user}), "agentId"),
+        (json!({"agentId": agent}), "userId"),
+        (with(json!({"agentId": "agent-123"})), "agentId"),
+        (with(json!({"userId": "user-456"})), "userId"),
+        (with(json!({"userId": 42})), "userId"),
+        (with(json!({"metadata": "text"})), "metadata"),
+        (with(json!({"metadata": [1, 2]})), "metadata"),
+        (
+            with(json!({"metadata": {"blob": "x".repeat(16 * 1024)}})),
+            "metadata",
+        ),
+        (with(json!({"metadata": nested(6)})), "metadata"),
+        (
+            with(json!({"timeoutConfig": {"timeoutMinutes": 4}})),
+            "timeoutConfig.timeoutMinutes",
+        ),
+        (
+            with(json!({"timeoutConfig": {"timeoutMinutes": 1441}})),
+            "timeoutConfig.timeoutMinutes",
+        ),
+        (
+            with(json!({"timeoutConfig": {"timeoutMinutes": "30"}})),
+            "timeoutConfig.timeoutMinutes",
+        ),
+        (
+            with(json!({"timeoutConfig": {"maxDurationMinutes": 0}})),
+            "timeoutConfig.maxDurationMinutes",
+        ),
+        (
+            with(json!({"timeoutConfig": {"maxDurationMinutes": 4321}})),
+            "timeoutConfig.maxDurationMinutes",
+        ),
+        (
+            with(json!({"timeoutConfig": {"warningThresholdMinutes": 61}})),
+            "timeoutConfig.warningThresholdMinutes",
+        ),
+        (
+            with(json!({"timeoutConfig": {"autoRenew": "yes"}})),
+            "timeoutConfig.autoRenew",
+        ),
+        (
+            with(json!({"timeoutConfig": {"timeoutMinute": 30}})),
+            "timeoutConfig.timeoutMinute",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, err) = app.post("/api/messaging/sessions", body.clone()).await;
+        assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "for {body}: {err}");
+    }
+    // The limits themselves are accepted.
+    let ok = with(json!({
+        "metadata": nested(5),
+        "timeoutConfig": {"timeoutMinutes": 1440, "maxDurationMinutes": 4320, "warningThresholdMinutes": 60}
+    }));
+    let (status, body) = app.post("/api/messaging/sessions", ok).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        app.session_count("all").await,
+        1,
+        "only the valid request wrote"
+    );
+}
+
+async fn bodies_must_be_json_and_small(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let url = format!("{}/api/messaging/sessions", app.address);
+
+    let resp = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"agentId\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let resp = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "VALIDATION_ERROR",
+    );
+
+    let resp = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("[1, 2]")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let huge = format!("{{\"metadata\": \"{}\"}}", "x".repeat(300 * 1024));
+    let resp = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+    );
+
+    assert_eq!(app.session_count("all").await, 0);
+}
+
+async fn patch_rejects_bad_config_and_changes_nothing(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    let path = format!("/api/messaging/sessions/{id}");
+    let (_, before) = app.get(&path).await;
+    for (body, field) in [
+        (json!({"timeoutMinutes": 2}), "timeoutMinutes"),
+        (json!({"maxDurationMinutes": 5000}), "maxDurationMinutes"),
+        (
+            json!({"warningThresholdMinutes": 0}),
+            "warningThresholdMinutes",
+        ),
+        (json!({"autoRenew": 1}), "autoRenew"),
+        (json!({"timeoutMinutez": 10}), "timeoutMinutez"),
+    ] {
+        let (status, err) = app.patch(&format!("{path}/timeout"), body.clone()).await;
+        assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "for {body}: {err}");
+    }
+    let (_, after) = app.get(&path).await;
+    assert_eq!(before, after);
+}
