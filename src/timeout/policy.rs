@@ -384,4 +384,109 @@ mod tests {
         let fields: Vec<_> = p.violations().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, vec!["timeoutMinutes", "maxDurationMinutes"]);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> impl Strategy<Value = TimeoutConfig> {
+            (5i64..=1440, any::<bool>(), 1i64..=4320, 1i64..=60).prop_map(|(t, a, m, w)| {
+                TimeoutConfig {
+                    timeout_minutes: t,
+                    auto_renew: a,
+                    max_duration_minutes: m,
+                    warning_threshold_minutes: w,
+                }
+            })
+        }
+
+        fn partial() -> impl Strategy<Value = PartialTimeoutConfig> {
+            (
+                proptest::option::of(5i64..=1440),
+                proptest::option::of(any::<bool>()),
+                proptest::option::of(1i64..=4320),
+                proptest::option::of(1i64..=60),
+            )
+                .prop_map(|(t, a, m, w)| PartialTimeoutConfig {
+                    timeout_minutes: t,
+                    auto_renew: a,
+                    max_duration_minutes: m,
+                    warning_threshold_minutes: w,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn expiry_never_exceeds_the_cap(
+                c in config(),
+                created in 0i64..4_000_000_000_000,
+                offsets in proptest::collection::vec(0i64..10_000_000, 1..20),
+            ) {
+                let cap = hard_cap(&c, created);
+                let mut expires = expiry(&c, created, created);
+                prop_assert!(expires <= cap);
+                let mut now = created;
+                for step in offsets {
+                    now += step;
+                    if let Ok(next) = renew(&c, created, expires, now) {
+                        prop_assert!(next <= cap);
+                        prop_assert!(next >= expires, "renewal moved expiresAt earlier");
+                        expires = next;
+                    }
+                    if let Some(next) = auto_renew(&c, created, expires, now) {
+                        prop_assert!(next <= cap);
+                        prop_assert!(next > expires);
+                        expires = next;
+                    }
+                }
+            }
+
+            #[test]
+            fn renew_fails_exactly_at_the_cap(
+                c in config(),
+                created in 0i64..4_000_000_000_000,
+                elapsed in 0i64..300_000_000,
+            ) {
+                let cap = hard_cap(&c, created);
+                let now = created + elapsed;
+                prop_assert_eq!(renew(&c, created, cap, now), Err(RenewalError::MaxDurationReached { cap }));
+                let current = expiry(&c, created, created);
+                if current < cap {
+                    prop_assert!(renew(&c, created, current, now).is_ok());
+                }
+            }
+
+            #[test]
+            fn merge_precedence_holds_for_every_field(
+                global in config(),
+                agent in partial(),
+                session in partial(),
+            ) {
+                let eff = merge(global, &agent, &session);
+                fn expect<T: Copy>(g: T, a: Option<T>, s: Option<T>) -> (T, ConfigSource) {
+                    match (s, a) {
+                        (Some(v), _) => (v, ConfigSource::Session),
+                        (None, Some(v)) => (v, ConfigSource::Agent),
+                        (None, None) => (g, ConfigSource::Global),
+                    }
+                }
+                prop_assert_eq!(
+                    (eff.config.timeout_minutes, eff.sources.timeout_minutes),
+                    expect(global.timeout_minutes, agent.timeout_minutes, session.timeout_minutes)
+                );
+                prop_assert_eq!(
+                    (eff.config.auto_renew, eff.sources.auto_renew),
+                    expect(global.auto_renew, agent.auto_renew, session.auto_renew)
+                );
+                prop_assert_eq!(
+                    (eff.config.max_duration_minutes, eff.sources.max_duration_minutes),
+                    expect(global.max_duration_minutes, agent.max_duration_minutes, session.max_duration_minutes)
+                );
+                prop_assert_eq!(
+                    (eff.config.warning_threshold_minutes, eff.sources.warning_threshold_minutes),
+                    expect(global.warning_threshold_minutes, agent.warning_threshold_minutes, session.warning_threshold_minutes)
+                );
+            }
+        }
+    }
 }
