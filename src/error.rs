@@ -35,6 +35,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("Method not allowed")]
     MethodNotAllowed,
+    #[error("The Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// A write lost a race with a concurrent one; the transaction is retried.
+    #[error("Concurrent update; retry the request")]
+    Conflict,
     #[error("The database is unavailable")]
     Unavailable(String),
     #[error("Internal server error")]
@@ -62,6 +67,8 @@ impl ApiError {
             Self::AgentNotFound(_) => "AGENT_NOT_FOUND",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::Conflict => "CONFLICT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -118,7 +125,10 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::SessionExpired { .. } => StatusCode::GONE,
-            Self::RenewalFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RenewalFailed { .. } | Self::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Conflict => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,7 +159,16 @@ impl ResponseError for ApiError {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Internal(format!("database: {e}"))
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            // A concurrent insert of the same key, or PostgreSQL's serialization failure:
+            // the caller's transaction is retried.
+            Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => Self::Conflict,
+            e => Self::Internal(format!("database: {e}")),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::api::{agents, health, sessions};
+use crate::api::{agents, health, messages, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,11 +13,13 @@ use crate::api::{agents, health, sessions};
     paths(
         sessions::create, sessions::list, sessions::get, sessions::delete,
         sessions::renew, sessions::heartbeat, sessions::update_timeout,
+        messages::send, messages::list,
         health::sessions_health,
         agents::put, agents::get, agents::list, agents::delete,
     ),
     tags(
         (name = "sessions", description = "Session lifecycle and the timeout engine"),
+        (name = "messages", description = "Messages within a session, with exact cursors"),
         (name = "agents", description = "Agents and their timeout defaults"),
         (name = "health", description = "Health and statistics"),
     )

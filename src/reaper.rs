@@ -1,5 +1,6 @@
-//! The background reaper: records expiry of due sessions in bounded batches and purges closed
-//! sessions once their retention window has passed.
+//! The background reaper: records expiry of due sessions in bounded batches, purges closed
+//! sessions (and their messages) once their retention window has passed, and drops
+//! idempotency records after 24 hours.
 //!
 //! Requests never wait for it: a session past `expiresAt` already answers 410. Safe with
 //! several instances on one PostgreSQL: every state change is a conditional UPDATE, so each
@@ -11,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::db::repo::sessions as repo;
+use crate::db::repo::{idempotency, sessions as repo};
+use crate::service::idempotency::TTL_MS;
 use crate::db::{write_transaction, DbError, DbPool};
 
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct ReapReport {
     /// Ids this pass marked expired.
     pub expired: Vec<String>,
     pub purged: usize,
+    /// Idempotency records older than 24 h that were dropped.
+    pub idempotency_keys_purged: usize,
 }
 
 impl Reaper {
@@ -65,6 +69,15 @@ impl Reaper {
                 break;
             }
             report.purged += n;
+        }
+        loop {
+            let n = write_transaction(&mut conn, |c| {
+                idempotency::purge(c, now.saturating_sub(TTL_MS), self.batch_size)
+            })?;
+            if n == 0 {
+                break;
+            }
+            report.idempotency_keys_purged += n;
         }
         Ok(report)
     }

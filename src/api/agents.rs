@@ -79,7 +79,7 @@ fn agent_id(raw: &str) -> Result<String, ApiError> {
 pub async fn put(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    ApiJson(body): ApiJson<PutAgentRequest>,
+    ApiJson(body, _): ApiJson<PutAgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = agent_id(&path)?;
     let name = body

@@ -7,16 +7,17 @@ use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::service::idempotency::{IdempotencyKey, Reply};
 
-/// A JSON body. Requires `Content-Type: application/json` (or `+json`) when a body is present,
+/// A JSON body, typed and as a JSON value. Requires `Content-Type: application/json` (or `+json`) when a body is present,
 /// treats an empty body as `{}`, honours the app's payload limit, and names the offending
 /// field when deserialization fails.
-pub struct ApiJson<T>(pub T);
+pub struct ApiJson<T>(pub T, pub Value);
 
 fn is_json(req: &HttpRequest) -> bool {
     req.headers()
@@ -31,23 +32,21 @@ fn is_json(req: &HttpRequest) -> bool {
         .unwrap_or(false)
 }
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
+/// Parses a body (empty means `{}`) into `T`, keeping the JSON value too (idempotency keys
+/// compare requests by it).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Value), ApiError> {
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
     } else {
-        bytes
+        serde_json::from_slice(bytes).map_err(|e| ApiError::Validation {
+            message: format!("Malformed JSON: {e}"),
+            details: json!({ "reason": e.to_string() }),
+        })?
     };
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
         let field = e.path().to_string();
-        let inner = e.into_inner();
-        let reason = inner.to_string();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::Validation {
-                message: format!("Malformed JSON: {reason}"),
-                details: json!({ "reason": reason }),
-            }
-        } else if let Some(name) = missing_field(&reason) {
+        let reason = e.into_inner().to_string();
+        if let Some(name) = missing_field(&reason) {
             // "missing field `agentId`": the path stops at the parent.
             let field = if field == "." {
                 name.to_owned()
@@ -63,7 +62,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::invalid(field, reason)
         }
-    })
+    })?;
+    Ok((typed, value))
 }
 
 /// The field serde names in a missing-field error.
@@ -92,7 +92,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             if !bytes.is_empty() && !json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            parse_json(&bytes).map(ApiJson)
+            parse_json(&bytes).map(|(typed, value)| ApiJson(typed, value))
         })
     }
 }
@@ -112,6 +112,44 @@ impl FromRequest for DebugFlag {
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         std::future::ready(Ok(DebugFlag(on)))
     }
+}
+
+/// The `Idempotency-Key` header, if sent.
+pub struct IdempotencyHeader(pub Option<String>);
+
+impl IdempotencyHeader {
+    /// The validated key for this request; `scope` names the caller and target.
+    pub fn key(self, scope: String, request: &Value) -> Result<Option<IdempotencyKey>, ApiError> {
+        self.0
+            .map(|k| IdempotencyKey::new(scope, &k, request))
+            .transpose()
+    }
+}
+
+impl FromRequest for IdempotencyHeader {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let value = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(Some(v.to_owned())),
+            Some(Err(_)) => Err(ApiError::invalid(
+                "Idempotency-Key",
+                "must be visible ASCII characters",
+            )),
+        };
+        std::future::ready(value.map(IdempotencyHeader))
+    }
+}
+
+/// Turns a service reply into a response; replays say so in `Idempotent-Replayed`.
+pub fn respond(reply: Reply) -> HttpResponse {
+    let mut builder = HttpResponse::build(reply.status);
+    if reply.replayed {
+        builder.insert_header(("Idempotent-Replayed", "true"));
+    }
+    builder.json(reply.body)
 }
 
 /// Parses a path or body id as a UUID, returning its canonical lowercase hyphenated form.

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod extract;
 pub mod health;
+pub mod messages;
 pub mod sessions;
 
 use actix_web::{web, HttpResponse, Resource};
@@ -40,6 +41,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource(SESSION)
                 .route(web::get().to(sessions::get))
                 .route(web::delete().to(sessions::delete)),
+        )
+        .service(
+            resource(&format!("{SESSION}/messages"))
+                .route(web::post().to(messages::send))
+                .route(web::get().to(messages::list)),
         )
         .service(resource(&format!("{SESSION}/renew")).route(web::post().to(sessions::renew)))
         .service(

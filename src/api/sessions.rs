@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::extract::{self, ApiJson, DebugFlag};
+use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::clock::to_rfc3339;
 use crate::db::repo::sessions::{Filter, StatusFilter};
 use crate::domain::{Session, SessionStatus};
@@ -125,19 +125,24 @@ fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) 
 #[utoipa::path(
     post, path = "/api/messaging/sessions", tag = "sessions",
     request_body = CreateSessionRequest,
-    params(("X-Debug" = Option<bool>, Header, description = "Include `debug` provenance")),
+    params(
+        ("X-Debug" = Option<bool>, Header, description = "Include `debug` provenance"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body within 24 h replay the first response"),
+    ),
     responses(
-        (status = 201, description = "Session created", body = SessionResponse),
+        (status = 201, description = "Session created (or replayed: header `Idempotent-Replayed: true`)", body = SessionResponse),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Agent not registered (AGENT_NOT_FOUND)", body = ErrorBody),
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
     )
 )]
 pub async fn create(
     state: web::Data<AppState>,
     debug: DebugFlag,
-    ApiJson(body): ApiJson<CreateSessionRequest>,
+    idempotency: IdempotencyHeader,
+    ApiJson(body, raw): ApiJson<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let input = NewSession {
         agent_id: extract::uuid_field("agentId", &body.agent_id)?,
@@ -145,12 +150,13 @@ pub async fn create(
         metadata: extract::metadata("metadata", body.metadata)?,
         timeout_config: timeout_config("timeoutConfig", body.timeout_config.unwrap_or_default())?,
     };
-    let snapshot = service::create(&state, input).await?;
-    Ok(reply(
-        actix_web::http::StatusCode::CREATED,
-        &snapshot,
-        debug.0,
-    ))
+    let key = idempotency.key("POST /api/messaging/sessions".to_owned(), &raw)?;
+    let debug = debug.0;
+    let reply = service::create(&state, input, key, move |snapshot| {
+        serde_json::to_value(SessionResponse::new(snapshot, debug)).unwrap_or_default()
+    })
+    .await?;
+    Ok(extract::respond(reply))
 }
 
 /// Validates the ranges of a partial config, naming the first bad field under `prefix`.
@@ -438,7 +444,7 @@ pub async fn update_timeout(
     state: web::Data<AppState>,
     path: web::Path<String>,
     debug: DebugFlag,
-    ApiJson(body): ApiJson<PartialTimeoutConfig>,
+    ApiJson(body, _): ApiJson<PartialTimeoutConfig>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let patch = timeout_config("", body)?;

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{agents, sessions};
+use super::schema::{agents, idempotency_keys, messages, sessions};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = agents, treat_none_as_null = true)]
@@ -51,4 +51,29 @@ pub struct SessionChanges {
     pub expires_at: i64,
     pub renewal_count: i64,
     pub version: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: String,
+    pub session_id: String,
+    pub seq: i64,
+    pub author_id: String,
+    pub is_agent: bool,
+    pub content: String,
+    pub metadata: String,
+    pub attachments: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = idempotency_keys)]
+pub struct IdempotencyRow {
+    pub scope: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub status_code: i32,
+    pub response_body: String,
+    pub created_at: i64,
 }

@@ -34,4 +34,32 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(agents, sessions);
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        session_id -> Text,
+        seq -> BigInt,
+        author_id -> Text,
+        is_agent -> Bool,
+        content -> Text,
+        metadata -> Text,
+        attachments -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, idempotency_key) {
+        scope -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        status_code -> Integer,
+        response_body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(messages -> sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(agents, sessions, messages, idempotency_keys);

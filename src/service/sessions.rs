@@ -1,9 +1,12 @@
+use actix_web::http::StatusCode;
 use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::agents as agent_repo;
 use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
 use crate::db::{write_transaction, DbConnection};
+use crate::service::idempotency::{self, IdempotencyKey, Reply};
+use crate::service::transact;
 use crate::domain::{Agent, Session, SessionStatus};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,22 +29,33 @@ pub struct NewSession {
     pub timeout_config: PartialTimeoutConfig,
 }
 
-pub async fn create(state: &AppState, input: NewSession) -> Result<Snapshot, ApiError> {
+/// Creates a session in one short transaction; with an idempotency key, a retry replays the
+/// first reply instead (`render` shapes the reply that is stored).
+pub async fn create(
+    state: &AppState,
+    input: NewSession,
+    idempotency_key: Option<IdempotencyKey>,
+    render: impl Fn(&Snapshot) -> Value + Send + 'static,
+) -> Result<Reply, ApiError> {
     let now = state.now();
     let global = state.settings.timeouts;
     state
         .db(move |conn| {
-            write_transaction(conn, |conn| {
+            transact(conn, |conn| {
+                let key = idempotency_key.as_ref();
+                if let Some(reply) = idempotency::replay(conn, key, now)? {
+                    return Ok(reply);
+                }
                 let agent: Agent = agent_repo::find(conn, &input.agent_id)?
                     .ok_or_else(|| ApiError::AgentNotFound(input.agent_id.clone()))?
                     .into();
                 let config = policy::merge(global, &agent.timeout_config, &input.timeout_config);
                 let session = Session {
                     id: uuid::Uuid::new_v4().to_string(),
-                    agent_id: input.agent_id,
-                    user_id: input.user_id,
+                    agent_id: input.agent_id.clone(),
+                    user_id: input.user_id.clone(),
                     status: SessionStatus::Active,
-                    metadata: input.metadata,
+                    metadata: input.metadata.clone(),
                     expires_at: policy::expiry(&config.config, now, now),
                     config,
                     created_at: now,
@@ -51,7 +65,9 @@ pub async fn create(state: &AppState, input: NewSession) -> Result<Snapshot, Api
                     version: 0,
                 };
                 repo::insert(conn, &session.to_row())?;
-                Ok(Snapshot { session, now })
+                let reply = Reply::fresh(StatusCode::CREATED, render(&Snapshot { session, now }));
+                idempotency::record(conn, key, &reply, now)?;
+                Ok(reply)
             })
         })
         .await
@@ -63,60 +79,61 @@ fn load(conn: &mut DbConnection, id: &str) -> Result<Session, ApiError> {
         .try_into()
 }
 
+/// The session if it is live at `now`: 404 when unknown, 410 when over.
+pub(crate) fn load_live(
+    conn: &mut DbConnection,
+    id: &str,
+    now: Millis,
+) -> Result<Session, ApiError> {
+    let session = load(conn, id)?;
+    session.ensure_alive(now)?;
+    Ok(session)
+}
+
 /// One indexed read; 404 when unknown, 410 when over.
 pub async fn get(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
     let now = state.now();
     state
         .db(move |conn| {
-            let session = load(conn, &id)?;
-            session.ensure_alive(now)?;
+            let session = load_live(conn, &id, now)?;
             Ok(Snapshot { session, now })
         })
         .await
 }
 
-/// How many times an optimistic update is retried when another writer changed the row.
-const MAX_ATTEMPTS: usize = 8;
-
-/// Loads a live session, lets `change` modify it, and writes it back with a version check,
-/// retrying on a concurrent update (PostgreSQL; SQLite's write lock already serializes).
+/// Inside a transaction: loads a live session, lets `change` modify it and writes it back
+/// with a version check ([`ApiError::Conflict`] when another writer got there first, which
+/// [`super::transact`] retries). Once the row is written (and, on PostgreSQL, locked until
+/// commit), `then` does the operation's other writes.
 pub(crate) fn mutate<T>(
     conn: &mut DbConnection,
     id: &str,
     now: Millis,
-    mut change: impl FnMut(&mut DbConnection, &mut Session) -> Result<T, ApiError>,
+    change: impl FnOnce(&mut Session) -> Result<(), ApiError>,
+    then: impl FnOnce(&mut DbConnection, &Session) -> Result<T, ApiError>,
 ) -> Result<(Session, T), ApiError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let outcome = write_transaction(conn, |conn| -> Result<_, ApiError> {
-            let mut session = load(conn, id)?;
-            session.ensure_alive(now)?;
-            let version = session.version;
-            let extra = change(conn, &mut session)?;
-            if !repo::update_if_version(conn, id, version, &session.changes())? {
-                return Ok(None);
-            }
-            session.version += 1;
-            Ok(Some((session, extra)))
-        })?;
-        if let Some(done) = outcome {
-            return Ok(done);
-        }
+    let mut session = load_live(conn, id, now)?;
+    let version = session.version;
+    change(&mut session)?;
+    if !repo::update_if_version(conn, id, version, &session.changes())? {
+        return Err(ApiError::Conflict);
     }
-    Err(ApiError::Internal(format!(
-        "session {id}: too many concurrent updates"
-    )))
+    session.version += 1;
+    let extra = then(conn, &session)?;
+    Ok((session, extra))
 }
 
 async fn mutate_snapshot(
     state: &AppState,
     id: String,
-    change: impl FnMut(&mut Session, Millis) -> Result<(), ApiError> + Send + 'static,
+    change: impl Fn(&mut Session, Millis) -> Result<(), ApiError> + Send + 'static,
 ) -> Result<Snapshot, ApiError> {
     let now = state.now();
-    let mut change = change;
     state
         .db(move |conn| {
-            let (session, ()) = mutate(conn, &id, now, |_, s| change(s, now))?;
+            let (session, ()) = transact(conn, |conn| {
+                mutate(conn, &id, now, |s| change(s, now), |_, _| Ok(()))
+            })?;
             Ok(Snapshot { session, now })
         })
         .await

@@ -1,4 +1,6 @@
 //! Queries, one module per table. Repositories store and fetch; they never decide policy.
 
 pub mod agents;
+pub mod idempotency;
+pub mod messages;
 pub mod sessions;
