@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::db::repo::{idempotency, sessions as repo};
-use crate::service::idempotency::TTL_MS;
 use crate::db::{write_transaction, DbError, DbPool};
+use crate::service::idempotency::TTL_MS;
 
 #[derive(Clone)]
 pub struct Reaper {

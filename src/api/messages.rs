@@ -133,7 +133,10 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
     }
     for (i, a) in attachments.iter().enumerate() {
         if a.kind.trim().is_empty() {
-            return Err(ApiError::invalid(format!("attachments[{i}].type"), "must not be empty"));
+            return Err(ApiError::invalid(
+                format!("attachments[{i}].type"),
+                "must not be empty",
+            ));
         }
         let url_ok = ["http://", "https://"]
             .iter()

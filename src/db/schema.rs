@@ -34,7 +34,6 @@ diesel::table! {
     }
 }
 
-
 diesel::table! {
     messages (id) {
         id -> Text,

@@ -5,10 +5,10 @@ use crate::clock::Millis;
 use crate::db::repo::agents as agent_repo;
 use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
 use crate::db::{write_transaction, DbConnection};
-use crate::service::idempotency::{self, IdempotencyKey, Reply};
-use crate::service::transact;
 use crate::domain::{Agent, Session, SessionStatus};
 use crate::error::ApiError;
+use crate::service::idempotency::{self, IdempotencyKey, Reply};
+use crate::service::transact;
 use crate::state::AppState;
 use crate::timeout::policy::{self, RenewalError};
 use crate::timeout::{ConfigSource, PartialTimeoutConfig};
@@ -101,10 +101,10 @@ pub async fn get(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
         .await
 }
 
-/// Inside a transaction: loads a live session, lets `change` modify it and writes it back
-/// with a version check ([`ApiError::Conflict`] when another writer got there first, which
-/// [`super::transact`] retries). Once the row is written (and, on PostgreSQL, locked until
-/// commit), `then` does the operation's other writes.
+/// Inside a transaction: locks and loads a live session, lets `change` modify it and writes it
+/// back, then lets `then` do the operation's other writes while the row stays locked, so
+/// writers of one session are serialized. The version check is a safety net: should it fail,
+/// [`ApiError::Conflict`] makes [`super::transact`] retry.
 pub(crate) fn mutate<T>(
     conn: &mut DbConnection,
     id: &str,
@@ -112,6 +112,7 @@ pub(crate) fn mutate<T>(
     change: impl FnOnce(&mut Session) -> Result<(), ApiError>,
     then: impl FnOnce(&mut DbConnection, &Session) -> Result<T, ApiError>,
 ) -> Result<(Session, T), ApiError> {
+    repo::lock(conn, id)?;
     let mut session = load_live(conn, id, now)?;
     let version = session.version;
     change(&mut session)?;

@@ -31,7 +31,8 @@ async fn health_reports_counts_and_uptime(kind: Kind) {
 
 async fn health_is_503_when_the_database_fails(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    app.execute_sql("DROP TABLE messages; DROP TABLE sessions").await;
+    app.execute_sql("DROP TABLE messages; DROP TABLE sessions")
+        .await;
     let (status, body) = app.get("/api/messaging/sessions/health").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unhealthy");

@@ -197,6 +197,34 @@ impl TestApp {
         .unwrap();
     }
 
+    /// How many messages are stored, in any session (to prove deletion).
+    pub async fn stored_messages(&self) -> i64 {
+        use diesel::{QueryDsl, RunQueryDsl};
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().unwrap();
+            let conn: &mut DbConnection = &mut conn;
+            agent_sessions::db::schema::messages::table
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Sends a message as the session's user; returns the 201 body.
+    pub async fn message(&self, session_id: &str, content: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/messaging/sessions/{session_id}/messages"),
+                json!({ "content": content }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
     pub async fn request(
         &self,
         method: Method,

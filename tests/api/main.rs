@@ -4,6 +4,7 @@ mod helpers;
 
 mod agents;
 mod health;
+mod messages;
 mod reaper;
 mod sessions;
 mod timeouts;

@@ -4,7 +4,11 @@ use crate::db::models::IdempotencyRow;
 use crate::db::schema::idempotency_keys::dsl as k;
 use crate::db::DbConnection;
 
-pub fn find(conn: &mut DbConnection, scope: &str, key: &str) -> QueryResult<Option<IdempotencyRow>> {
+pub fn find(
+    conn: &mut DbConnection,
+    scope: &str,
+    key: &str,
+) -> QueryResult<Option<IdempotencyRow>> {
     k::idempotency_keys
         .find((scope, key))
         .select(IdempotencyRow::as_select())

@@ -57,6 +57,16 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SessionRow>
         .optional()
 }
 
+/// Takes the row's write lock for the rest of the transaction (a no-op UPDATE; PostgreSQL
+/// then queues concurrent writers of this session instead of letting them race). SQLite's
+/// `BEGIN IMMEDIATE` already holds the database write lock.
+pub fn lock(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(s::sessions.find(id))
+        .set(s::version.eq(s::version))
+        .execute(conn)
+        .map(drop)
+}
+
 /// Writes `changes` only if the row still has `expected_version`; false when another writer
 /// got there first.
 pub fn update_if_version(
