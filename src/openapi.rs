@@ -29,7 +29,3 @@ pub struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
-
-pub async fn serve() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok().json(document())
-}

@@ -111,6 +111,7 @@ fn serve(
 ) -> std::io::Result<Server> {
     let body_limit = state.settings.max_body_bytes;
     let state = web::Data::new(state);
+    let doc = openapi::document();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -128,7 +129,11 @@ fn serve(
             )
             .wrap(from_fn(log_request))
             .configure(api::routes)
-            .route("/openapi.json", web::get().to(openapi::serve))
+            // The docs page and the document it reads; the page's assets are compiled in.
+            .service(web::redirect("/docs", "/docs/"))
+            .service(
+                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()),
+            )
             .default_service(web::to(api::not_found))
     })
     .shutdown_timeout(10);

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod agents;
+mod docs;
 mod health;
 mod messages;
 mod reaper;

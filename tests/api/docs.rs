@@ -1,0 +1,43 @@
+use reqwest::StatusCode;
+
+use crate::backend_tests;
+use crate::helpers::{Kind, TestApp};
+
+backend_tests!(openapi_and_docs_are_served);
+
+async fn openapi_and_docs_are_served(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let (status, doc) = app.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        doc,
+        serde_json::to_value(agent_sessions::openapi::document()).unwrap()
+    );
+
+    let page = app
+        .client
+        .get(format!("{}/docs", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "/docs redirects to the page");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}/docs/{asset}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "{asset} is served by the binary"
+        );
+    }
+}
