@@ -33,8 +33,9 @@ pub enum ApiError {
     AgentNotFound(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("Method not allowed")]
-    MethodNotAllowed,
+    /// Carries the resource's methods for the `Allow` header.
+    #[error("Method not allowed; this resource allows {0}")]
+    MethodNotAllowed(&'static str),
     #[error("The Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     /// A write lost a race with a concurrent one; the transaction is retried.
@@ -66,7 +67,7 @@ impl ApiError {
             Self::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
             Self::AgentNotFound(_) => "AGENT_NOT_FOUND",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::Conflict => "CONFLICT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
@@ -129,7 +130,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Conflict => StatusCode::CONFLICT,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,7 +145,11 @@ impl ResponseError for ApiError {
         let code = self.code().to_owned();
         let message = self.to_string();
         let details = self.details();
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::MethodNotAllowed(allow) = self {
+            response.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
+        response.json(ErrorBody {
             error: ErrorDetail {
                 code: code.clone(),
                 message: message.clone(),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod json;
 pub mod openapi;
 pub mod reaper;
 pub mod service;

@@ -111,7 +111,7 @@ fn serve(
 ) -> std::io::Result<Server> {
     let body_limit = state.settings.max_body_bytes;
     let state = web::Data::new(state);
-    let doc = openapi::document();
+    let doc = web::Data::new(openapi::document());
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -130,9 +130,12 @@ fn serve(
             .wrap(from_fn(log_request))
             .configure(api::routes)
             // The docs page and the document it reads; the page's assets are compiled in.
+            .app_data(doc.clone())
+            .route("/openapi.json", web::get().to(serve_openapi))
             .service(web::redirect("/docs", "/docs/"))
             .service(
-                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()),
+                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/openapi.json")),
             )
             .default_service(web::to(api::not_found))
     })
@@ -141,6 +144,10 @@ fn serve(
         server = server.workers(n);
     }
     Ok(server.listen(listener)?.run())
+}
+
+async fn serve_openapi(doc: web::Data<serde_json::Value>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(doc.get_ref())
 }
 
 /// One span per request with method, route, status, latency and session id.

@@ -10,6 +10,7 @@ use crate::api::sessions::{timeout_config, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::domain::Agent;
 use crate::error::{ApiError, ErrorBody};
+use crate::json::Obj;
 use crate::service::agents::{self as service, AgentInput};
 use crate::state::AppState;
 use crate::timeout::{ConfigSource, EffectiveConfig, PartialTimeoutConfig, TimeoutConfig};
@@ -19,13 +20,14 @@ const NAME_MAX_CHARS: usize = 200;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutAgentRequest {
-    /// Display name (≤ 200 characters).
+    /// Display name (≤ 200 characters; blank means none).
     #[serde(default)]
-    #[schema(example = "Support bot")]
+    #[schema(example = "Support bot", max_length = 200)]
     pub name: Option<String>,
     /// The agent's overrides of the global timeout config; fields left out inherit it.
     #[serde(default)]
-    pub timeout_config: Option<PartialTimeoutConfig>,
+    #[schema(value_type = Option<PartialTimeoutConfig>)]
+    pub timeout_config: Option<Obj<PartialTimeoutConfig>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,12 +67,17 @@ fn agent_id(raw: &str) -> Result<String, ApiError> {
 
 /// Register (201) or replace (200) an agent. PUT replaces: fields left out are cleared.
 #[utoipa::path(
-    put, path = "/api/agents/{agentId}", tag = "agents",
-    request_body = PutAgentRequest,
-    params(("agentId" = String, Path, format = Uuid, description = "Agent id")),
+    put, path = "/api/agents/{agentId}", operation_id = "putAgent", tag = "agents",
+    request_body = Option<PutAgentRequest>,
+    params(("agentId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Agent id")),
     responses(
         (status = 200, description = "Agent updated", body = AgentResponse),
-        (status = 201, description = "Agent created", body = AgentResponse),
+        (status = 201, description = "Agent created", body = AgentResponse,
+            links(
+                ("GetAgent" = (operation_id = "getAgent", parameters(("agentId" = "$response.body#/agentId")))),
+                ("DeleteAgent" = (operation_id = "deleteAgent", parameters(("agentId" = "$response.body#/agentId"))))
+            )
+        ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
@@ -82,11 +89,8 @@ pub async fn put(
     ApiJson(body, _): ApiJson<PutAgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = agent_id(&path)?;
-    let name = body
+    if body
         .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    if name
         .as_ref()
         .is_some_and(|n| n.chars().count() > NAME_MAX_CHARS)
     {
@@ -97,8 +101,14 @@ pub async fn put(
     }
     let input = AgentInput {
         id,
-        name,
-        timeout_config: timeout_config("timeoutConfig", body.timeout_config.unwrap_or_default())?,
+        name: body
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty()),
+        timeout_config: timeout_config(
+            "timeoutConfig",
+            body.timeout_config.map(|c| c.0).unwrap_or_default(),
+        )?,
     };
     let (agent, created) = service::put(&state, input).await?;
     let status = if created {
@@ -111,8 +121,8 @@ pub async fn put(
 
 /// Get an agent.
 #[utoipa::path(
-    get, path = "/api/agents/{agentId}", tag = "agents",
-    params(("agentId" = String, Path, format = Uuid, description = "Agent id")),
+    get, path = "/api/agents/{agentId}", operation_id = "getAgent", tag = "agents",
+    params(("agentId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Agent id")),
     responses(
         (status = 200, description = "The agent", body = AgentResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
@@ -149,7 +159,7 @@ pub struct AgentListResponse {
 
 /// List agents, oldest first.
 #[utoipa::path(
-    get, path = "/api/agents", tag = "agents",
+    get, path = "/api/agents", operation_id = "listAgents", tag = "agents",
     params(ListAgentsParams),
     responses(
         (status = 200, description = "A page of agents", body = AgentListResponse),
@@ -178,8 +188,8 @@ pub async fn list(
 
 /// Delete an agent. Its active sessions end at once (they answer 410 until purged).
 #[utoipa::path(
-    delete, path = "/api/agents/{agentId}", tag = "agents",
-    params(("agentId" = String, Path, format = Uuid, description = "Agent id")),
+    delete, path = "/api/agents/{agentId}", operation_id = "deleteAgent", tag = "agents",
+    params(("agentId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Agent id")),
     responses(
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),

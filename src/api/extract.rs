@@ -32,16 +32,27 @@ fn is_json(req: &HttpRequest) -> bool {
         .unwrap_or(false)
 }
 
-/// Parses a body (empty means `{}`) into `T`, keeping the JSON value too (idempotency keys
+/// Parses a body (empty or `null` means `{}`) into `T`, keeping the JSON value too (idempotency keys
 /// compare requests by it).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Value), ApiError> {
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Default::default())
+        Value::Null
     } else {
         serde_json::from_slice(bytes).map_err(|e| ApiError::Validation {
             message: format!("Malformed JSON: {e}"),
             details: json!({ "reason": e.to_string() }),
         })?
+    };
+    // No body and a JSON `null` body both mean "nothing given": an empty object.
+    let value = match value {
+        Value::Null => Value::Object(Default::default()),
+        v @ Value::Object(_) => v,
+        _ => {
+            return Err(ApiError::Validation {
+                message: "Request body must be a JSON object".to_owned(),
+                details: json!({ "reason": "expected a JSON object" }),
+            })
+        }
     };
     let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
         let field = e.path().to_string();
@@ -97,7 +108,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
-/// `X-Debug: true` asks for the provenance of the effective timeout config.
+/// `X-Debug: true` asks for the provenance of the effective timeout config. The header is a
+/// boolean: `true`/`false` (or `1`/`0`); anything else is a 400.
 pub struct DebugFlag(pub bool);
 
 impl FromRequest for DebugFlag {
@@ -105,12 +117,17 @@ impl FromRequest for DebugFlag {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let on = req
+        let value = req
             .headers()
             .get("x-debug")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        std::future::ready(Ok(DebugFlag(on)))
+            .map(|v| v.to_str().map(str::trim));
+        let flag = match value {
+            None => Ok(false),
+            Some(Ok(v)) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
+            Some(Ok(v)) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+            Some(_) => Err(ApiError::invalid("X-Debug", "must be true or false")),
+        };
+        std::future::ready(flag.map(DebugFlag))
     }
 }
 
@@ -152,11 +169,32 @@ pub fn respond(reply: Reply) -> HttpResponse {
     builder.json(reply.body)
 }
 
-/// Parses a path or body id as a UUID, returning its canonical lowercase hyphenated form.
+/// Unicode white space plus the four ASCII separators (U+001C–U+001F) that many languages'
+/// `isspace` also counts. The OpenAPI patterns in `messages.rs` spell out exactly this set,
+/// so the server and the published schema agree on what is blank.
+pub fn is_blank_char(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(is_blank_char)
+}
+
+/// The OpenAPI pattern of every id: a hyphenated UUID, either case.
+pub const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// Parses an id: a hyphenated UUID (as [`UUID_PATTERN`] says), returned in lower case.
 pub fn uuid_field(field: &str, value: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(value.trim())
+    let hyphenated = value.len() == 36
+        && value
+            .char_indices()
+            .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-'));
+    uuid::Uuid::try_parse(value)
+        .ok()
+        .filter(|_| hyphenated)
         .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ApiError::invalid(field, "must be a UUID"))
+        .ok_or_else(|| ApiError::invalid(field, "must be a hyphenated UUID"))
 }
 
 /// Parses an optional integer query parameter within an inclusive range.

@@ -30,7 +30,7 @@ pub struct HealthResponse {
 
 /// Health of the sessions service and its database.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions/health", tag = "health",
+    get, path = "/api/messaging/sessions/health", operation_id = "getSessionsHealth", tag = "health",
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
         (status = 503, description = "The database cannot be reached", body = HealthResponse),

@@ -9,6 +9,7 @@ use crate::api::extract::{self, ApiJson, IdempotencyHeader};
 use crate::api::sessions::session_id;
 use crate::clock::{to_rfc3339, Millis};
 use crate::error::{ApiError, ErrorBody};
+use crate::json::Obj;
 use crate::service::messages::{self as service, Message, NewMessage, PageQuery, Sent};
 use crate::state::AppState;
 
@@ -17,12 +18,19 @@ const ATTACHMENTS_MAX: usize = 10;
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct Attachment {
-    /// What it is, e.g. `image` or `file`.
+    /// What it is, e.g. `image` or `file` (not blank).
     #[serde(rename = "type")]
-    #[schema(example = "image")]
+    #[schema(
+        example = "image",
+        min_length = 1,
+        pattern = "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub kind: String,
     /// An `http` or `https` URL.
-    #[schema(example = "https://example.com/cat.png")]
+    #[schema(
+        example = "https://example.com/cat.png",
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+$"
+    )]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -31,16 +39,22 @@ pub struct Attachment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
-    /// Non-empty after trimming, at most 10,000 characters.
-    #[schema(example = "Hello, I need help with my account")]
+    /// Not blank, at most 10,000 characters.
+    #[schema(
+        example = "Hello, I need help with my account",
+        min_length = 1,
+        max_length = 10000,
+        pattern = "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub content: String,
     /// Leave out to write as the session's user; the session's `agentId` posts an agent reply.
     #[serde(default)]
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub author_id: Option<String>,
     /// At most 10.
     #[serde(default)]
-    pub attachments: Option<Vec<Attachment>>,
+    #[schema(max_items = 10, value_type = Option<Vec<Attachment>>)]
+    pub attachments: Option<Vec<Obj<Attachment>>>,
     /// Any JSON object (≤ 16 KB serialized, nested ≤ 5 levels).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -83,7 +97,7 @@ impl From<&Message> for MessageResponse {
 /// The session as the message left it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionStatusDto {
+pub struct SessionStatus {
     #[schema(format = DateTime)]
     pub expires_at: String,
     pub renewal_count: i64,
@@ -97,14 +111,14 @@ pub struct SessionStatusDto {
 pub struct SentMessageResponse {
     #[serde(flatten)]
     pub message: MessageResponse,
-    pub session_status: SessionStatusDto,
+    pub session_status: SessionStatus,
 }
 
 impl From<&Sent> for SentMessageResponse {
     fn from(sent: &Sent) -> Self {
         Self {
             message: MessageResponse::from(&sent.message),
-            session_status: SessionStatusDto {
+            session_status: SessionStatus {
                 expires_at: to_rfc3339(sent.session.expires_at),
                 renewal_count: sent.session.renewal_count,
                 was_renewed: sent.was_renewed,
@@ -115,7 +129,7 @@ impl From<&Sent> for SentMessageResponse {
 }
 
 fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
-    if body.content.trim().is_empty() {
+    if extract::is_blank(&body.content) {
         return Err(ApiError::invalid("content", "must not be empty"));
     }
     if body.content.chars().count() > CONTENT_MAX_CHARS {
@@ -124,7 +138,12 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
             format!("must be at most {CONTENT_MAX_CHARS} characters"),
         ));
     }
-    let attachments = body.attachments.unwrap_or_default();
+    let attachments: Vec<Attachment> = body
+        .attachments
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
     if attachments.len() > ATTACHMENTS_MAX {
         return Err(ApiError::invalid(
             "attachments",
@@ -132,7 +151,7 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
         ));
     }
     for (i, a) in attachments.iter().enumerate() {
-        if a.kind.trim().is_empty() {
+        if extract::is_blank(&a.kind) {
             return Err(ApiError::invalid(
                 format!("attachments[{i}].type"),
                 "must not be empty",
@@ -141,7 +160,7 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
         let url_ok = ["http://", "https://"]
             .iter()
             .any(|p| a.url.len() > p.len() && a.url.to_ascii_lowercase().starts_with(p));
-        if !url_ok || a.url.chars().any(char::is_whitespace) {
+        if !url_ok || a.url.chars().any(extract::is_blank_char) {
             return Err(ApiError::invalid(
                 format!("attachments[{i}].url"),
                 "must be an http(s) URL",
@@ -164,11 +183,11 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
 /// the maximum duration). By default the session's user is the author; an agent runtime
 /// replies as the agent by sending `"authorId": <the session's agentId>`.
 #[utoipa::path(
-    post, path = "/api/messaging/sessions/{sessionId}/messages", tag = "messages",
+    post, path = "/api/messaging/sessions/{sessionId}/messages", operation_id = "sendSessionMessage", tag = "messages",
     request_body = SendMessageRequest,
     params(
-        ("sessionId" = String, Path, format = Uuid, description = "Session id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body within 24 h replay the first response"),
+        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. Retries with the same key and body within 24 h replay the first response"),
     ),
     responses(
         (status = 201, description = "Message stored (or replayed: header `Idempotent-Replayed: true`)", body = SentMessageResponse),
@@ -232,7 +251,8 @@ pub struct MessageListResponse {
 /// Parses a cursor: unix milliseconds, or an ISO-8601 timestamp rounded outwards to the
 /// millisecond so that the exclusive bound never drops a message.
 fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Millis>, ApiError> {
-    let Some(text) = value.map(str::trim) else {
+    // `?before=` (empty) means no cursor, as it does to most HTTP clients.
+    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
     if let Ok(ms) = text.parse::<i64>() {
@@ -254,9 +274,9 @@ fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Mil
 /// newest page to the oldest (or `cursors.after` from the oldest to the newest) returns every
 /// message exactly once.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions/{sessionId}/messages", tag = "messages",
+    get, path = "/api/messaging/sessions/{sessionId}/messages", operation_id = "getSessionMessages", tag = "messages",
     params(
-        ("sessionId" = String, Path, format = Uuid, description = "Session id"),
+        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
         ListMessagesParams,
     ),
     responses(

@@ -10,6 +10,7 @@ use crate::clock::to_rfc3339;
 use crate::db::repo::sessions::{Filter, StatusFilter};
 use crate::domain::{Session, SessionStatus};
 use crate::error::{ApiError, ErrorBody};
+use crate::json::Obj;
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
 use crate::state::AppState;
 use crate::timeout::{ConfigSources, PartialTimeoutConfig, TimeoutConfig};
@@ -18,10 +19,10 @@ use crate::timeout::{ConfigSources, PartialTimeoutConfig, TimeoutConfig};
 #[serde(rename_all = "camelCase")]
 pub struct CreateSessionRequest {
     /// UUID of a registered agent.
-    #[schema(format = Uuid, example = "3c90c3cc-0d44-4b50-8888-8dd25736052a")]
+    #[schema(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", example = "3c90c3cc-0d44-4b50-8888-8dd25736052a")]
     pub agent_id: String,
     /// UUID of the user starting the session.
-    #[schema(format = Uuid, example = "8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f")]
+    #[schema(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", example = "8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f")]
     pub user_id: String,
     /// Any JSON object (≤ 16 KB serialized, nested ≤ 5 levels); echoed back.
     #[serde(default)]
@@ -29,18 +30,21 @@ pub struct CreateSessionRequest {
     pub metadata: Option<Value>,
     /// Session-level overrides of the agent's and the global timeout config.
     #[serde(default)]
-    pub timeout_config: Option<PartialTimeoutConfig>,
+    #[schema(value_type = Option<PartialTimeoutConfig>)]
+    pub timeout_config: Option<Obj<PartialTimeoutConfig>>,
 }
 
+/// Where a session is in its life: `active`, `expired` (timed out) or `ended` (its agent was
+/// deleted).
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum SessionStatusDto {
+pub enum SessionState {
     Active,
     Expired,
     Ended,
 }
 
-impl From<SessionStatus> for SessionStatusDto {
+impl From<SessionStatus> for SessionState {
     fn from(s: SessionStatus) -> Self {
         match s {
             SessionStatus::Active => Self::Active,
@@ -69,7 +73,7 @@ pub struct SessionResponse {
     pub agent_id: String,
     #[schema(format = Uuid)]
     pub user_id: String,
-    pub status: SessionStatusDto,
+    pub status: SessionState,
     #[schema(format = DateTime, example = "2026-01-02T03:04:05.678Z")]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -123,14 +127,24 @@ fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) 
 /// The response carries the full effective `timeoutConfig` (global, then agent, then the
 /// request's own overrides).
 #[utoipa::path(
-    post, path = "/api/messaging/sessions", tag = "sessions",
+    post, path = "/api/messaging/sessions", operation_id = "createSession", tag = "sessions",
     request_body = CreateSessionRequest,
     params(
-        ("X-Debug" = Option<bool>, Header, description = "Include `debug` provenance"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body within 24 h replay the first response"),
+        ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. Retries with the same key and body within 24 h replay the first response"),
     ),
     responses(
-        (status = 201, description = "Session created (or replayed: header `Idempotent-Replayed: true`)", body = SessionResponse),
+        (status = 201, description = "Session created (or replayed: header `Idempotent-Replayed: true`)", body = SessionResponse,
+            links(
+                ("GetSession" = (operation_id = "getSession", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("DeleteSession" = (operation_id = "deleteSession", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("RenewSession" = (operation_id = "renewSession", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("SessionHeartbeat" = (operation_id = "sessionHeartbeat", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("UpdateSessionTimeout" = (operation_id = "updateSessionTimeout", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("SendSessionMessage" = (operation_id = "sendSessionMessage", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("GetSessionMessages" = (operation_id = "getSessionMessages", parameters(("sessionId" = "$response.body#/sessionId"))))
+            )
+        ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Agent not registered (AGENT_NOT_FOUND)", body = ErrorBody),
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
@@ -148,7 +162,10 @@ pub async fn create(
         agent_id: extract::uuid_field("agentId", &body.agent_id)?,
         user_id: extract::uuid_field("userId", &body.user_id)?,
         metadata: extract::metadata("metadata", body.metadata)?,
-        timeout_config: timeout_config("timeoutConfig", body.timeout_config.unwrap_or_default())?,
+        timeout_config: timeout_config(
+            "timeoutConfig",
+            body.timeout_config.map(|c| c.0).unwrap_or_default(),
+        )?,
     };
     let key = idempotency.key("POST /api/messaging/sessions".to_owned(), &raw)?;
     let debug = debug.0;
@@ -183,10 +200,10 @@ pub fn session_id(raw: &str) -> Result<String, ApiError> {
 
 /// Get a session with its remaining time and warning flag.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions/{sessionId}", tag = "sessions",
+    get, path = "/api/messaging/sessions/{sessionId}", operation_id = "getSession", tag = "sessions",
     params(
-        ("sessionId" = String, Path, format = Uuid, description = "Session id"),
-        ("X-Debug" = Option<bool>, Header, description = "Include `debug` provenance"),
+        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
         (status = 200, description = "The session", body = SessionResponse),
@@ -210,10 +227,10 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct ListSessionsParams {
     /// Only this agent's sessions.
-    #[param(format = Uuid)]
+    #[param(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub agent_id: Option<String>,
     /// Only this user's sessions.
-    #[param(format = Uuid)]
+    #[param(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub user_id: Option<String>,
     /// `active` (default), `expired` or `all`.
     #[param(value_type = Option<String>, pattern = "^(active|expired|all)$")]
@@ -235,7 +252,7 @@ pub struct SessionSummary {
     pub agent_id: String,
     #[schema(format = Uuid)]
     pub user_id: String,
-    pub status: SessionStatusDto,
+    pub status: SessionState,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -287,7 +304,7 @@ pub struct SessionListResponse {
 
 /// List sessions, newest first.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions", tag = "sessions",
+    get, path = "/api/messaging/sessions", operation_id = "listSessions", tag = "sessions",
     params(ListSessionsParams),
     responses(
         (status = 200, description = "A page of sessions", body = SessionListResponse),
@@ -355,8 +372,8 @@ pub struct DeletedResponse {
 /// End a session and delete everything it owns (also works for an expired session);
 /// afterwards the id answers 404.
 #[utoipa::path(
-    delete, path = "/api/messaging/sessions/{sessionId}", tag = "sessions",
-    params(("sessionId" = String, Path, format = Uuid, description = "Session id")),
+    delete, path = "/api/messaging/sessions/{sessionId}", operation_id = "deleteSession", tag = "sessions",
+    params(("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id")),
     responses(
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
@@ -377,10 +394,10 @@ pub async fn delete(
 
 /// Renew a session: `expiresAt` moves to now + timeout, capped at createdAt + maxDuration.
 #[utoipa::path(
-    post, path = "/api/messaging/sessions/{sessionId}/renew", tag = "sessions",
+    post, path = "/api/messaging/sessions/{sessionId}/renew", operation_id = "renewSession", tag = "sessions",
     params(
-        ("sessionId" = String, Path, format = Uuid, description = "Session id"),
-        ("X-Debug" = Option<bool>, Header, description = "Include `debug` provenance"),
+        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
         (status = 200, description = "Renewed", body = SessionResponse),
@@ -401,10 +418,10 @@ pub async fn renew(
 
 /// Keep a session alive: records activity and renews it when `autoRenew` is on.
 #[utoipa::path(
-    post, path = "/api/messaging/sessions/{sessionId}/heartbeat", tag = "sessions",
+    post, path = "/api/messaging/sessions/{sessionId}/heartbeat", operation_id = "sessionHeartbeat", tag = "sessions",
     params(
-        ("sessionId" = String, Path, format = Uuid, description = "Session id"),
-        ("X-Debug" = Option<bool>, Header, description = "Include `debug` provenance"),
+        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
         (status = 200, description = "Session status", body = SessionResponse),
@@ -425,11 +442,11 @@ pub async fn heartbeat(
 /// Change a session's timeout config. Fields given override the current ones; `expiresAt` is
 /// recomputed from now, capped at createdAt + maxDuration.
 #[utoipa::path(
-    patch, path = "/api/messaging/sessions/{sessionId}/timeout", tag = "sessions",
-    request_body = PartialTimeoutConfig,
+    patch, path = "/api/messaging/sessions/{sessionId}/timeout", operation_id = "updateSessionTimeout", tag = "sessions",
+    request_body = Option<PartialTimeoutConfig>,
     params(
-        ("sessionId" = String, Path, format = Uuid, description = "Session id"),
-        ("X-Debug" = Option<bool>, Header, description = "Include `debug` provenance"),
+        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
         (status = 200, description = "Updated session", body = SessionResponse),

@@ -44,15 +44,27 @@ impl Default for TimeoutConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartialTimeoutConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::json::optional_integer",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 5, maximum = 1440, example = 60)]
     pub timeout_minutes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_renew: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::json::optional_integer",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 1, maximum = 4320, example = 240)]
     pub max_duration_minutes: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::json::optional_integer",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 1, maximum = 60, example = 5)]
     pub warning_threshold_minutes: Option<i64>,
 }
