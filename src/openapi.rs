@@ -18,6 +18,7 @@ use crate::api::{agents, health, messages, sessions};
         health::sessions_health,
         agents::put, agents::get, agents::list, agents::delete,
     ),
+    components(schemas(messages::CursorParam)),
     tags(
         (name = "sessions", description = "Session lifecycle and the timeout engine"),
         (name = "messages", description = "Messages within a session, with exact cursors"),

@@ -202,8 +202,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = agent_id(&path)?;
     let ended = service::delete(&state, id.clone()).await?;
-    Ok(HttpResponse::Ok().json(DeletedResponse {
-        success: true,
-        message: format!("Agent {id} deleted successfully; {ended} active session(s) ended"),
-    }))
+    Ok(HttpResponse::Ok().json(DeletedResponse::new(format!(
+        "Agent {id} deleted successfully; {ended} active session(s) ended"
+    ))))
 }

@@ -106,18 +106,44 @@ pub struct SessionStatus {
     pub is_near_expiration: bool,
 }
 
+/// The stored message in the shape the ElizaOS api-client reads (`userMessage`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserMessage {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub content: String,
+    #[schema(format = Uuid)]
+    pub author_id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+/// The message (flat, as the seed documents show it, and again as `userMessage`, as the
+/// ElizaOS api-client reads it) and the session as the message left it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SentMessageResponse {
     #[serde(flatten)]
     pub message: MessageResponse,
+    pub user_message: UserMessage,
     pub session_status: SessionStatus,
 }
 
 impl From<&Sent> for SentMessageResponse {
     fn from(sent: &Sent) -> Self {
+        let message = MessageResponse::from(&sent.message);
         Self {
-            message: MessageResponse::from(&sent.message),
+            user_message: UserMessage {
+                id: message.id.clone(),
+                content: message.content.clone(),
+                author_id: message.author_id.clone(),
+                created_at: message.created_at.clone(),
+                metadata: message.metadata.clone(),
+            },
+            message,
             session_status: SessionStatus {
                 expires_at: to_rfc3339(sent.session.expires_at),
                 renewal_count: sent.session.renewal_count,
@@ -223,11 +249,44 @@ pub struct ListMessagesParams {
     pub limit: Option<String>,
     /// Only messages created strictly before this instant: unix milliseconds (as in
     /// `cursors.before`) or an ISO-8601 timestamp.
+    #[param(value_type = Option<CursorParam>)]
     pub before: Option<String>,
     /// Only messages created strictly after this instant: unix milliseconds (as in
     /// `cursors.after`) or an ISO-8601 timestamp.
+    #[param(value_type = Option<CursorParam>)]
     pub after: Option<String>,
 }
+
+/// The range of a JavaScript `Date`, which bounds millisecond cursors.
+const JS_DATE_RANGE_MS: i64 = 8_640_000_000_000_000;
+
+/// The schema of a message cursor: unix milliseconds (within JavaScript's date range) or an
+/// RFC 3339 timestamp. The handler parses the raw text; this type only documents it.
+pub struct CursorParam;
+
+impl utoipa::PartialSchema for CursorParam {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(-JS_DATE_RANGE_MS as f64))
+                    .maximum(Some(JS_DATE_RANGE_MS as f64)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for CursorParam {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Cursors {
@@ -251,12 +310,18 @@ pub struct MessageListResponse {
 /// Parses a cursor: unix milliseconds, or an ISO-8601 timestamp rounded outwards to the
 /// millisecond so that the exclusive bound never drops a message.
 fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Millis>, ApiError> {
-    // `?before=` (empty) means no cursor, as it does to most HTTP clients.
-    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+    let Some(text) = value.map(str::trim) else {
         return Ok(None);
     };
     if let Ok(ms) = text.parse::<i64>() {
-        return Ok(Some(ms));
+        return if ms.abs() <= JS_DATE_RANGE_MS {
+            Ok(Some(ms))
+        } else {
+            Err(ApiError::invalid(
+                field,
+                format!("must be within ±{JS_DATE_RANGE_MS} milliseconds of the epoch"),
+            ))
+        };
     }
     let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
         ApiError::invalid(field, "must be unix milliseconds or an ISO-8601 timestamp")

@@ -367,6 +367,28 @@ pub struct DeletedResponse {
     pub success: bool,
     #[schema(example = "Session 3c90c3cc-0d44-4b50-8888-8dd25736052a deleted successfully")]
     pub message: String,
+    /// `{success, message}` again: the ElizaOS api-client returns the `data` of any body that
+    /// has a `success` key.
+    pub data: Deleted,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub success: bool,
+    pub message: String,
+}
+
+impl DeletedResponse {
+    pub fn new(message: String) -> Self {
+        Self {
+            success: true,
+            data: Deleted {
+                success: true,
+                message: message.clone(),
+            },
+            message,
+        }
+    }
 }
 
 /// End a session and delete everything it owns (also works for an expired session);
@@ -386,10 +408,9 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     service::delete(&state, id.clone()).await?;
-    Ok(HttpResponse::Ok().json(DeletedResponse {
-        success: true,
-        message: format!("Session {id} deleted successfully"),
-    }))
+    Ok(HttpResponse::Ok().json(DeletedResponse::new(format!(
+        "Session {id} deleted successfully"
+    ))))
 }
 
 /// Renew a session: `expiresAt` moves to now + timeout, capped at createdAt + maxDuration.

@@ -65,6 +65,14 @@ async fn send_and_list_shapes(kind: Kind) {
         sent["sessionStatus"],
         json!({"expiresAt": "2026-01-01T00:31:00.000Z", "renewalCount": 1, "wasRenewed": true, "isNearExpiration": false})
     );
+    // The ElizaOS api-client reads the message from `userMessage`.
+    assert_eq!(
+        sent["userMessage"],
+        json!({
+            "id": sent["id"], "content": "Hello, I need help", "authorId": session["userId"],
+            "createdAt": "2026-01-01T00:01:00.000Z", "metadata": {"userTimezone": "America/New_York"}
+        })
+    );
 
     app.clock.advance_minutes(1);
     let second = app.message(&id, "second").await;

@@ -186,9 +186,10 @@ async fn delete_removes_the_session(kind: Kind) {
 
     let (status, body) = app.delete(&path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let message = format!("Session {id} deleted successfully");
     assert_eq!(
         body,
-        json!({"success": true, "message": format!("Session {id} deleted successfully")})
+        json!({"success": true, "message": message, "data": {"success": true, "message": message}})
     );
     let (status, body) = app.get(&path).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
