@@ -3,6 +3,7 @@ use crate::db::repo::{agents as repo, sessions as session_repo};
 use crate::db::write_transaction;
 use crate::domain::Agent;
 use crate::error::ApiError;
+use crate::service::transact;
 use crate::state::AppState;
 use crate::timeout::PartialTimeoutConfig;
 
@@ -14,19 +15,20 @@ pub struct AgentInput {
     pub timeout_config: PartialTimeoutConfig,
 }
 
-/// Creates or replaces an agent; the flag is true when it was created.
+/// Creates or replaces an agent; the flag is true when it was created. Two concurrent first
+/// PUTs of one id race on the insert; the loser is retried and becomes an update.
 pub async fn put(state: &AppState, input: AgentInput) -> Result<(Agent, bool), ApiError> {
     let now = state.now();
     state
         .db(move |conn| {
-            write_transaction(conn, |conn| {
+            transact(conn, |conn| {
                 let existing = repo::find(conn, &input.id)?;
                 let created = existing.is_none();
                 let agent = Agent {
                     created_at: existing.map_or(now, |row| row.created_at),
                     updated_at: now,
-                    id: input.id,
-                    name: input.name,
+                    id: input.id.clone(),
+                    name: input.name.clone(),
                     timeout_config: input.timeout_config,
                 };
                 let row = AgentRow::from(&agent);

@@ -10,6 +10,7 @@ backend_tests!(
     deleting_an_agent_ends_its_sessions,
     sessions_need_a_registered_agent,
     invalid_agent_input_is_rejected_and_nothing_is_written,
+    concurrent_first_puts_create_one_agent,
 );
 
 async fn put_creates_then_replaces(kind: Kind) {
@@ -95,6 +96,18 @@ async fn deleting_an_agent_ends_its_sessions(kind: Kind) {
     let (status, _) = app.get(&format!("/api/messaging/sessions/{other}")).await;
     assert_eq!(status, StatusCode::OK, "other agents' sessions live on");
 
+    // A session that had already timed out keeps its own expiry time.
+    let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
+    let timed_out = id_of(&app.session_with(&short_agent, json!({})).await);
+    app.clock.advance_minutes(6);
+    let (status, _) = app.delete(&format!("/api/agents/{short_agent}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .get(&format!("/api/messaging/sessions/{timed_out}"))
+        .await;
+    assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
+    assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:06:00.000Z");
+
     let (status, body) = app.delete(&format!("/api/agents/{agent}")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
 }
@@ -143,4 +156,25 @@ async fn invalid_agent_input_is_rejected_and_nothing_is_written(kind: Kind) {
     }
     let (_, page) = app.get("/api/agents").await;
     assert_eq!(page["total"], 0);
+}
+
+async fn concurrent_first_puts_create_one_agent(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let path = format!("/api/agents/{}", uuid::Uuid::new_v4());
+    let puts = (0..8).map(|i| app.put(&path, json!({ "name": format!("racer {i}") })));
+    let statuses: Vec<StatusCode> = futures::future::join_all(puts)
+        .await
+        .into_iter()
+        .map(|(status, body)| {
+            assert!(status.is_success(), "{status}: {body}");
+            status
+        })
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{statuses:?}");
+    let (_, page) = app.get("/api/agents").await;
+    assert_eq!(page["total"], 1);
 }

@@ -167,9 +167,14 @@ pub fn purge_closed(conn: &mut DbConnection, closed_before: i64, batch: i64) -> 
     diesel::delete(s::sessions.filter(s::id.eq_any(&ids))).execute(conn)
 }
 
-/// Ends every active session of an agent (the agent was deleted).
+/// Ends every live session of an agent (the agent was deleted). Sessions already past their
+/// expiry are left for the reaper, which records them as expired at `expires_at`.
 pub fn end_for_agent(conn: &mut DbConnection, agent_id: &str, now: i64) -> QueryResult<usize> {
-    diesel::update(s::sessions.filter(s::agent_id.eq(agent_id).and(s::status.eq(ACTIVE))))
+    let live = s::agent_id
+        .eq(agent_id)
+        .and(s::status.eq(ACTIVE))
+        .and(s::expires_at.gt(now));
+    diesel::update(s::sessions.filter(live))
         .set((
             s::status.eq(ENDED),
             s::closed_at.eq(now),
