@@ -182,3 +182,15 @@ impl From<r2d2::Error> for ApiError {
         Self::Unavailable(format!("pool: {e}"))
     }
 }
+
+/// Responses every operation that touches the database can give.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documents responses; never constructed
+pub enum ServerErrors {
+    /// An unexpected failure (INTERNAL_ERROR); details are in the server log only.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The database cannot be reached (SERVICE_UNAVAILABLE).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}

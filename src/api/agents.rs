@@ -9,7 +9,7 @@ use crate::api::extract::{self, ApiJson};
 use crate::api::sessions::{timeout_config, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::domain::Agent;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ServerErrors};
 use crate::json::Obj;
 use crate::service::agents::{self as service, AgentInput};
 use crate::state::AppState;
@@ -81,6 +81,7 @@ fn agent_id(raw: &str) -> Result<String, ApiError> {
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn put(
@@ -127,6 +128,7 @@ pub async fn put(
         (status = 200, description = "The agent", body = AgentResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (AGENT_NOT_FOUND)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn get(
@@ -164,6 +166,7 @@ pub struct AgentListResponse {
     responses(
         (status = 200, description = "A page of agents", body = AgentListResponse),
         (status = 400, description = "Invalid paging (VALIDATION_ERROR)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn list(
@@ -194,6 +197,7 @@ pub async fn list(
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (AGENT_NOT_FOUND)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn delete(

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::extract::{self, ApiJson, IdempotencyHeader};
 use crate::api::sessions::session_id;
 use crate::clock::{to_rfc3339, Millis};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ServerErrors};
 use crate::json::Obj;
 use crate::service::messages::{self as service, Message, NewMessage, PageQuery, Sent};
 use crate::state::AppState;
@@ -223,6 +223,7 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn send(
@@ -349,6 +350,7 @@ fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Mil
         (status = 400, description = "Invalid paging (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown session (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Session expired (SESSION_EXPIRED)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn list(

@@ -9,7 +9,7 @@ use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::clock::to_rfc3339;
 use crate::db::repo::sessions::{Filter, StatusFilter};
 use crate::domain::{Session, SessionStatus};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ServerErrors};
 use crate::json::Obj;
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
 use crate::state::AppState;
@@ -150,6 +150,7 @@ fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) 
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn create(
@@ -210,6 +211,7 @@ pub fn session_id(raw: &str) -> Result<String, ApiError> {
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown or purged (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED; details.expiredAt)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn get(
@@ -309,6 +311,7 @@ pub struct SessionListResponse {
     responses(
         (status = 200, description = "A page of sessions", body = SessionListResponse),
         (status = 400, description = "Invalid filter or paging (VALIDATION_ERROR)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn list(
@@ -400,6 +403,7 @@ impl DeletedResponse {
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn delete(
@@ -426,6 +430,7 @@ pub async fn delete(
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 422, description = "Max duration reached (SESSION_RENEWAL_FAILED)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn renew(
@@ -449,6 +454,7 @@ pub async fn renew(
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn heartbeat(
@@ -476,6 +482,7 @@ pub async fn heartbeat(
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
+        ServerErrors,
     )
 )]
 pub async fn update_timeout(
