@@ -64,9 +64,25 @@ impl Reply {
     }
 }
 
+/// Inside the operation's transaction: replays the stored reply for `key` if there is one,
+/// else runs `op` and stores its reply with the write it reports.
+pub fn once(
+    conn: &mut DbConnection,
+    key: Option<&IdempotencyKey>,
+    now: Millis,
+    op: impl FnOnce(&mut DbConnection) -> Result<Reply, ApiError>,
+) -> Result<Reply, ApiError> {
+    if let Some(reply) = replay(conn, key, now)? {
+        return Ok(reply);
+    }
+    let reply = op(conn)?;
+    record(conn, key, &reply, now)?;
+    Ok(reply)
+}
+
 /// Inside the operation's transaction: the stored reply for this key, if any. A key reused
 /// with a different request is a 422; an expired record is forgotten.
-pub fn replay(
+fn replay(
     conn: &mut DbConnection,
     key: Option<&IdempotencyKey>,
     now: Millis,
@@ -98,7 +114,7 @@ pub fn replay(
 /// Inside the operation's transaction: remembers the reply. A concurrent request with the same
 /// key that committed first makes this a unique violation, so the whole transaction is rolled
 /// back and retried, and the retry replays the winner's reply.
-pub fn record(
+fn record(
     conn: &mut DbConnection,
     key: Option<&IdempotencyKey>,
     reply: &Reply,

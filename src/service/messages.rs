@@ -93,49 +93,45 @@ pub async fn send(
     state
         .db(move |conn| {
             transact(conn, |conn| {
-                let key = idempotency_key.as_ref();
-                if let Some(reply) = idempotency::replay(conn, key, now)? {
-                    return Ok(reply);
-                }
-                let mut was_renewed = false;
-                let (session, message) = mutate(
-                    conn,
-                    &session_id,
-                    now,
-                    |s| {
-                        was_renewed = touch(s, now);
-                        Ok(())
-                    },
-                    |conn, s| {
-                        let (author_id, is_agent) = author(s, input.author_id.as_deref())?;
-                        let (seq, created_at) = match repo::last_position(conn, &s.id)? {
-                            Some((seq, last)) => (seq + 1, now.max(last + 1)),
-                            None => (1, now),
-                        };
-                        let message = Message {
-                            id: uuid::Uuid::new_v4().to_string(),
-                            session_id: s.id.clone(),
-                            seq,
-                            author_id,
-                            is_agent,
-                            content: input.content.clone(),
-                            metadata: input.metadata.clone(),
-                            attachments: input.attachments.clone(),
-                            created_at,
-                        };
-                        repo::insert(conn, &to_row(&message))?;
-                        Ok(message)
-                    },
-                )?;
-                let sent = Sent {
-                    message,
-                    session,
-                    was_renewed,
-                    now,
-                };
-                let reply = Reply::fresh(StatusCode::CREATED, render(&sent));
-                idempotency::record(conn, key, &reply, now)?;
-                Ok(reply)
+                idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
+                    let mut was_renewed = false;
+                    let (session, message) = mutate(
+                        conn,
+                        &session_id,
+                        now,
+                        |s| {
+                            was_renewed = touch(s, now);
+                            Ok(())
+                        },
+                        |conn, s| {
+                            let (author_id, is_agent) = author(s, input.author_id.as_deref())?;
+                            let (seq, created_at) = match repo::last_position(conn, &s.id)? {
+                                Some((seq, last)) => (seq + 1, now.max(last + 1)),
+                                None => (1, now),
+                            };
+                            let message = Message {
+                                id: uuid::Uuid::new_v4().to_string(),
+                                session_id: s.id.clone(),
+                                seq,
+                                author_id,
+                                is_agent,
+                                content: input.content.clone(),
+                                metadata: input.metadata.clone(),
+                                attachments: input.attachments.clone(),
+                                created_at,
+                            };
+                            repo::insert(conn, &to_row(&message))?;
+                            Ok(message)
+                        },
+                    )?;
+                    let sent = Sent {
+                        message,
+                        session,
+                        was_renewed,
+                        now,
+                    };
+                    Ok(Reply::fresh(StatusCode::CREATED, render(&sent)))
+                })
             })
         })
         .await

@@ -42,32 +42,30 @@ pub async fn create(
     state
         .db(move |conn| {
             transact(conn, |conn| {
-                let key = idempotency_key.as_ref();
-                if let Some(reply) = idempotency::replay(conn, key, now)? {
-                    return Ok(reply);
-                }
-                let agent: Agent = agent_repo::find(conn, &input.agent_id)?
-                    .ok_or_else(|| ApiError::AgentNotFound(input.agent_id.clone()))?
-                    .into();
-                let config = policy::merge(global, &agent.timeout_config, &input.timeout_config);
-                let session = Session {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    agent_id: input.agent_id.clone(),
-                    user_id: input.user_id.clone(),
-                    status: SessionStatus::Active,
-                    metadata: input.metadata.clone(),
-                    expires_at: policy::expiry(&config.config, now, now),
-                    config,
-                    created_at: now,
-                    last_activity: now,
-                    renewal_count: 0,
-                    closed_at: None,
-                    version: 0,
-                };
-                repo::insert(conn, &session.to_row())?;
-                let reply = Reply::fresh(StatusCode::CREATED, render(&Snapshot { session, now }));
-                idempotency::record(conn, key, &reply, now)?;
-                Ok(reply)
+                idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
+                    let agent: Agent = agent_repo::find(conn, &input.agent_id)?
+                        .ok_or_else(|| ApiError::AgentNotFound(input.agent_id.clone()))?
+                        .into();
+                    let config =
+                        policy::merge(global, &agent.timeout_config, &input.timeout_config);
+                    let session = Session {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        agent_id: input.agent_id.clone(),
+                        user_id: input.user_id.clone(),
+                        status: SessionStatus::Active,
+                        metadata: input.metadata.clone(),
+                        expires_at: policy::expiry(&config.config, now, now),
+                        config,
+                        created_at: now,
+                        last_activity: now,
+                        renewal_count: 0,
+                        closed_at: None,
+                        version: 0,
+                    };
+                    repo::insert(conn, &session.to_row())?;
+                    let body = render(&Snapshot { session, now });
+                    Ok(Reply::fresh(StatusCode::CREATED, body))
+                })
             })
         })
         .await
