@@ -1,11 +1,15 @@
 //! What every request handler and background task shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::{Clock, Millis};
 use crate::config::Settings;
 use crate::db::{DbConnection, DbPool};
 use crate::error::ApiError;
+
+/// How long a health probe waits for a database connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,9 +30,31 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
     {
+        self.run_blocking(None, f).await
+    }
+
+    /// Like [`AppState::db`], but gives up on a connection after `PROBE_TIMEOUT`: health
+    /// probes must answer "unhealthy" before an orchestrator's own timeout, not after the
+    /// pool's.
+    pub async fn db_probe<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.run_blocking(Some(PROBE_TIMEOUT), f).await
+    }
+
+    async fn run_blocking<T, F>(&self, timeout: Option<Duration>, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = match timeout {
+                Some(t) => pool.get_timeout(t)?,
+                None => pool.get()?,
+            };
             f(&mut conn)
         })
         .await

@@ -17,7 +17,7 @@ pub async fn report(state: &AppState) -> Result<HealthReport, ApiError> {
     let now = state.now();
     let uptime_secs = (now - state.started_at).max(0) / 1000;
     state
-        .db(move |conn| {
+        .db_probe(move |conn| {
             let all = Filter::default();
             let active_sessions = repo::count(conn, &all, StatusFilter::Active, now)?;
             Ok(HealthReport {
