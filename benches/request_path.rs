@@ -96,7 +96,7 @@ fn request_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("send_message");
     group.bench_function("db_write", |b| {
         let mut conn = pool.get().expect("connection");
-        let sql = format!("UPDATE sessions SET version = version WHERE id = '{id}'");
+        let sql = format!("UPDATE sessions SET version = version + 1 WHERE id = '{id}'");
         b.iter(|| {
             write_transaction(&mut conn, |c: &mut DbConnection| c.batch_execute(&sql))
                 .expect("write")

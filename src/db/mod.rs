@@ -85,11 +85,13 @@ impl ConnectionManager {
             Backend::Postgres => DbConnection::Postgresql(PgConnection::establish(&self.url)?),
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(self.sqlite_path())?;
-                // Per connection: wait for the writer instead of failing, enforce foreign keys
-                // (cascading deletes), and fsync at checkpoints only (safe under WAL).
+                // Per connection: wait for another process's writer instead of failing, enforce
+                // foreign keys (cascading deletes), and fsync the WAL at every commit: with
+                // NORMAL a power cut can lose the last acknowledged writes, and nothing
+                // acknowledged may be lost (measured: 16 senders 2.3k instead of 4k msgs/s).
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                     PRAGMA synchronous = NORMAL;",
+                     PRAGMA synchronous = FULL;",
                 )?;
                 DbConnection::Sqlite(conn)
             }
