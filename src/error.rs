@@ -187,9 +187,6 @@ impl From<r2d2::Error> for ApiError {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // documents responses; never constructed
 pub enum ServerErrors {
-    /// Too many concurrent writers kept winning the race for this resource (CONFLICT); retry.
-    #[response(status = 409)]
-    Conflict(ErrorBody),
     /// An unexpected failure (INTERNAL_ERROR); details are in the server log only.
     #[response(status = 500)]
     Internal(ErrorBody),
