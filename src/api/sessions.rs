@@ -154,6 +154,7 @@ fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) 
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         ServerErrors,
     )
 )]
@@ -434,6 +435,7 @@ pub async fn delete(
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 422, description = "Max duration reached (SESSION_RENEWAL_FAILED)", body = ErrorBody),
+        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         ServerErrors,
     )
 )]
@@ -458,6 +460,7 @@ pub async fn renew(
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
+        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         ServerErrors,
     )
 )]
@@ -486,6 +489,7 @@ pub async fn heartbeat(
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         ServerErrors,
     )
 )]
