@@ -82,7 +82,6 @@ fn agent_id(raw: &str) -> Result<String, ApiError> {
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
-        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         ServerErrors,
     )
 )]

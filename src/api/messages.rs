@@ -224,7 +224,6 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
-        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         ServerErrors,
     )
 )]
