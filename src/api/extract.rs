@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::service::idempotency::{IdempotencyKey, Reply};
 
-/// A JSON body, typed and as a JSON value. Requires `Content-Type: application/json` (or `+json`) when a body is present,
-/// treats an empty body as `{}`, honours the app's payload limit, and names the offending
-/// field when deserialization fails.
+/// A JSON body, typed and as a JSON value. Requires `Content-Type: application/json` (or
+/// `+json`) when a body is present, treats an empty body as `{}`, honours the app's payload
+/// limit, and names the offending field when deserialization fails.
 pub struct ApiJson<T>(pub T, pub Value);
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -32,8 +32,8 @@ fn is_json(req: &HttpRequest) -> bool {
         .unwrap_or(false)
 }
 
-/// Parses a body (empty or `null` means `{}`) into `T`, keeping the JSON value too (idempotency keys
-/// compare requests by it).
+/// Parses a body (empty or `null` means `{}`) into `T`, keeping the JSON value too
+/// (idempotency keys compare requests by it).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Value), ApiError> {
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Null
@@ -97,7 +97,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
                 _ => ApiError::Validation {
                     message: format!("Cannot read request body: {e}"),
-                    details: Value::Null,
+                    details: json!({ "reason": e.to_string() }),
                 },
             })?;
             if !bytes.is_empty() && !json {
