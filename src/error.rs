@@ -29,6 +29,9 @@ pub enum ApiError {
     },
     #[error("Session {session_id} cannot be renewed: the maximum duration is reached")]
     RenewalFailed { session_id: String, cap: Millis },
+    /// A PATCH asked for a maximum duration the session has already outlived.
+    #[error("Session {session_id} is already older than the requested maxDurationMinutes")]
+    MaxDurationExceeded { session_id: String, age_ms: i64 },
     #[error("Agent {0} not found")]
     AgentNotFound(String),
     #[error("{0}")]
@@ -65,6 +68,7 @@ impl ApiError {
             Self::SessionNotFound(_) => "SESSION_NOT_FOUND",
             Self::SessionExpired { .. } => "SESSION_EXPIRED",
             Self::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
+            Self::MaxDurationExceeded { .. } => "MAX_DURATION_EXCEEDED",
             Self::AgentNotFound(_) => "AGENT_NOT_FOUND",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
@@ -88,6 +92,11 @@ impl ApiError {
                 "sessionId": session_id,
                 "reason": "max_duration_reached",
                 "maxExpiresAt": to_rfc3339(*cap),
+            })),
+            Self::MaxDurationExceeded { session_id, age_ms } => Some(json!({
+                "sessionId": session_id,
+                "field": "maxDurationMinutes",
+                "sessionAgeMs": age_ms,
             })),
             Self::AgentNotFound(id) => Some(json!({ "agentId": id })),
             _ => None,
@@ -126,9 +135,9 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::SessionExpired { .. } => StatusCode::GONE,
-            Self::RenewalFailed { .. } | Self::IdempotencyKeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::RenewalFailed { .. }
+            | Self::MaxDurationExceeded { .. }
+            | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -483,6 +483,7 @@ pub async fn heartbeat(
         (status = 400, description = "Invalid config (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
+        (status = 422, description = "The session is already older than the new maxDurationMinutes (MAX_DURATION_EXCEEDED)", body = ErrorBody),
         (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),

@@ -192,10 +192,10 @@ pub async fn update_timeout(
         let config = s.config.overridden(&patch, ConfigSource::Session);
         let expires_at = policy::expiry(&config.config, s.created_at, now);
         if policy::is_expired(expires_at, now) {
-            return Err(ApiError::invalid(
-                "maxDurationMinutes",
-                "would end the session immediately: it is shorter than the session's age",
-            ));
+            return Err(ApiError::MaxDurationExceeded {
+                session_id: s.id.clone(),
+                age_ms: now - s.created_at,
+            });
         }
         s.config = config;
         s.expires_at = expires_at;

@@ -240,8 +240,14 @@ async fn patch_recomputes_expiry_from_now(kind: Kind) {
     );
 
     let (status, body) = app.patch(&path, json!({"maxDurationMinutes": 15})).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "MAX_DURATION_EXCEEDED",
+    );
     assert_eq!(body["details"]["field"], "maxDurationMinutes");
+    assert_eq!(body["details"]["sessionAgeMs"], 20 * MINUTE);
 
     let (status, body) = app.patch(&path, json!({})).await;
     assert_eq!(
