@@ -143,12 +143,34 @@ pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, DbError> {
     Ok(pool)
 }
 
+/// Key of the PostgreSQL advisory lock that serializes migrations across instances.
+const MIGRATION_LOCK: i64 = 0x6167_5365_7373; // "agSess"
+
+/// Applies pending migrations. Instances starting together take turns (PostgreSQL: an
+/// advisory lock; SQLite: the write lock), so the later ones find the schema done instead of
+/// failing on `CREATE`.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
-    let result = match conn {
-        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(drop),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(drop),
-    };
-    result.map_err(|e| DbError::Migration(e.to_string()))
+    let migrate = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+    match conn {
+        DbConnection::Postgresql(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(drop);
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            result.map_err(migrate)
+        }
+        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
+            // Under the write lock (across processes too), so a second instance waits and then
+            // finds the migrations applied. Each migration becomes a savepoint inside.
+            let DbConnection::Sqlite(c) = conn else {
+                return Err(DbError::Migration(
+                    "expected an SQLite connection".to_owned(),
+                ));
+            };
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(drop)
+                .map_err(migrate)
+        }),
+    }
 }
 
 /// Serializes this process's SQLite writers. SQLite allows one writer at a time; without this,

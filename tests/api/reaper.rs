@@ -13,6 +13,7 @@ backend_tests!(
     reaper_drains_due_sessions_in_batches,
     two_instances_expire_each_session_exactly_once,
     data_survives_a_restart,
+    instances_starting_together_share_one_migrated_database,
 );
 
 const HOUR: i64 = 60 * MINUTE;
@@ -146,4 +147,25 @@ async fn data_survives_a_restart(kind: Kind) {
     let (status, agent_body) = app.get(&format!("/api/agents/{agent}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(agent_body["timeoutConfig"], json!({"timeoutMinutes": 45}));
+}
+
+async fn instances_starting_together_share_one_migrated_database(kind: Kind) {
+    let db = kind.fresh_db();
+    // Several instances migrate one fresh database at the same moment.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, barrier) = (db.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                agent_sessions::db::connect(&url, 2).map(drop)
+            })
+        })
+        .collect();
+    for start in starts {
+        start.join().unwrap().expect("every instance starts");
+    }
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let agent = app.agent().await;
+    app.session_with(&agent, json!({})).await;
 }
