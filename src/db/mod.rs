@@ -111,8 +111,10 @@ impl ManageConnection for ConnectionManager {
         Ok(conn.batch_execute("SELECT 1")?)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection dropped mid-transaction (a panic, a failed rollback) must not go back into
+    /// the pool.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || DbConnection::is_broken_transaction_manager(conn)
     }
 }
 
