@@ -39,7 +39,8 @@ const older = await sessions.getMessages(sessionId, { before: new Date(page.mess
 check(older.messages.map((m) => m.content).join("|") === "hello", `getMessages before: ${JSON.stringify(older)}`);
 
 const listed = await sessions.listSessions();
-check(listed.sessions.some((s) => s.sessionId === sessionId) && listed.total >= 1, "listSessions");
+const mine = listed.sessions.find((s) => s.sessionId === sessionId);
+check(mine && listed.total >= 1 && mine.metadata.username === "jane" && mine.lastActivity, "listSessions");
 
 const renewed = await sessions.post(`/api/messaging/sessions/${sessionId}/renew`);
 check(renewed.renewalCount >= 1, "renew");

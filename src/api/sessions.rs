@@ -265,6 +265,9 @@ pub struct SessionSummary {
     pub time_remaining: i64,
     pub is_near_expiration: bool,
     pub renewal_count: i64,
+    /// The session's metadata (the ElizaOS api-client's `SessionInfoResponse` carries it).
+    #[schema(value_type = Object)]
+    pub metadata: Value,
 }
 
 impl SessionSummary {
@@ -280,6 +283,7 @@ impl SessionSummary {
             time_remaining: s.time_remaining(now),
             is_near_expiration: s.is_near_expiration(now),
             renewal_count: s.renewal_count,
+            metadata: s.metadata.clone(),
         }
     }
 }

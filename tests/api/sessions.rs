@@ -129,9 +129,11 @@ async fn list_filters_pages_and_counts(kind: Kind) {
         "timeRemaining",
         "isNearExpiration",
         "renewalCount",
+        "lastActivity",
     ] {
         assert!(first.get(field).is_some(), "summary has {field}: {first}");
     }
+    assert_eq!(first["metadata"], json!({}), "summaries carry the metadata");
 
     let (_, expired) = app.get("/api/messaging/sessions?status=expired").await;
     assert_eq!(expired["total"], 2);
