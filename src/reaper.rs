@@ -13,8 +13,23 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::db::repo::{idempotency, sessions as repo};
-use crate::db::{write_transaction, DbError, DbPool};
+use crate::db::{write_transaction, DbConnection, DbError, DbPool};
 use crate::service::idempotency::TTL_MS;
+
+/// Runs `batch` in its own short write transaction until it reports that it touched nothing;
+/// returns how many rows all batches touched.
+fn drain(
+    conn: &mut DbConnection,
+    mut batch: impl FnMut(&mut DbConnection) -> diesel::QueryResult<usize>,
+) -> Result<usize, DbError> {
+    let mut total = 0;
+    loop {
+        match write_transaction(conn, &mut batch)? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Reaper {
@@ -53,32 +68,19 @@ impl Reaper {
         let now = self.clock.now_ms();
         let mut conn = self.pool.get()?;
         let mut report = ReapReport::default();
-        loop {
-            let ids = write_transaction(&mut conn, |c| repo::expire_due(c, now, self.batch_size))?;
-            if ids.is_empty() {
-                break;
-            }
+        drain(&mut conn, |c| {
+            let ids = repo::expire_due(c, now, self.batch_size)?;
+            let n = ids.len();
             report.expired.extend(ids);
-        }
+            Ok(n)
+        })?;
         let closed_before = now.saturating_sub(self.retention_ms);
-        loop {
-            let n = write_transaction(&mut conn, |c| {
-                repo::purge_closed(c, closed_before, self.batch_size)
-            })?;
-            if n == 0 {
-                break;
-            }
-            report.purged += n;
-        }
-        loop {
-            let n = write_transaction(&mut conn, |c| {
-                idempotency::purge(c, now.saturating_sub(TTL_MS), self.batch_size)
-            })?;
-            if n == 0 {
-                break;
-            }
-            report.idempotency_keys_purged += n;
-        }
+        report.purged = drain(&mut conn, |c| {
+            repo::purge_closed(c, closed_before, self.batch_size)
+        })?;
+        report.idempotency_keys_purged = drain(&mut conn, |c| {
+            idempotency::purge(c, now.saturating_sub(TTL_MS), self.batch_size)
+        })?;
         Ok(report)
     }
 
