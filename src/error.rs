@@ -203,3 +203,18 @@ pub enum ServerErrors {
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
+
+/// Responses every operation that takes a JSON body and writes can give.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documents responses; never constructed
+pub enum JsonWriteErrors {
+    /// Kept losing races with concurrent writers (CONFLICT); retry.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Body too large (PAYLOAD_TOO_LARGE).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Body is not JSON (VALIDATION_ERROR).
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+}

@@ -9,7 +9,7 @@ use crate::api::extract::{self, ApiJson};
 use crate::api::sessions::{timeout_config, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::domain::Agent;
-use crate::error::{ApiError, ErrorBody, ServerErrors};
+use crate::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::json::Obj;
 use crate::service::agents::{self as service, AgentInput};
 use crate::state::AppState;
@@ -79,9 +79,7 @@ fn agent_id(raw: &str) -> Result<String, ApiError> {
             )
         ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
-        (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
-        (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
-        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        JsonWriteErrors,
         ServerErrors,
     )
 )]

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::extract::{self, ApiJson, IdempotencyHeader};
 use crate::api::sessions::session_id;
 use crate::clock::{to_rfc3339, Millis};
-use crate::error::{ApiError, ErrorBody, ServerErrors};
+use crate::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::json::Obj;
 use crate::service::messages::{self as service, Message, NewMessage, PageQuery, Sent};
 use crate::state::AppState;
@@ -220,10 +220,8 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown session (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Session expired (SESSION_EXPIRED)", body = ErrorBody),
-        (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
-        (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
-        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        JsonWriteErrors,
         ServerErrors,
     )
 )]

@@ -9,7 +9,7 @@ use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::clock::to_rfc3339;
 use crate::db::repo::sessions::{Filter, StatusFilter};
 use crate::domain::{Session, SessionStatus};
-use crate::error::{ApiError, ErrorBody, ServerErrors};
+use crate::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::json::Obj;
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
 use crate::state::AppState;
@@ -147,10 +147,8 @@ fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) 
         ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Agent not registered (AGENT_NOT_FOUND)", body = ErrorBody),
-        (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
-        (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
-        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        JsonWriteErrors,
         ServerErrors,
     )
 )]
@@ -488,9 +486,7 @@ pub async fn heartbeat(
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 422, description = "The session is already older than the new maxDurationMinutes (MAX_DURATION_EXCEEDED)", body = ErrorBody),
-        (status = 413, description = "Body too large (PAYLOAD_TOO_LARGE)", body = ErrorBody),
-        (status = 415, description = "Body is not JSON (VALIDATION_ERROR)", body = ErrorBody),
-        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        JsonWriteErrors,
         ServerErrors,
     )
 )]
