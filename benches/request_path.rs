@@ -16,6 +16,7 @@ use agent_sessions::clock::SystemClock;
 use agent_sessions::config::Settings;
 use agent_sessions::db::repo::sessions as repo;
 use agent_sessions::db::{write_transaction, DbConnection};
+use agent_sessions::domain::SessionId;
 use agent_sessions::service;
 use agent_sessions::state::AppState;
 use agent_sessions::Application;
@@ -59,10 +60,11 @@ fn request_path(c: &mut Criterion) {
             .await
             .expect("session body")
     });
-    let id = session["sessionId"]
+    let id: SessionId = session["sessionId"]
         .as_str()
         .expect("session id")
-        .to_owned();
+        .parse()
+        .expect("a session id");
     let state = AppState {
         pool: pool.clone(),
         clock,
@@ -73,11 +75,11 @@ fn request_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("get_session");
     group.bench_function("db_read", |b| {
         let mut conn = pool.get().expect("connection");
-        b.iter(|| repo::find(&mut conn, &id).expect("read").expect("row"))
+        b.iter(|| repo::find(&mut conn, id).expect("read").expect("row"))
     });
     group.bench_function("service", |b| {
         b.iter(|| {
-            rt.block_on(service::sessions::get(&state, id.clone()))
+            rt.block_on(service::sessions::get(&state, id))
                 .expect("get")
         })
     });

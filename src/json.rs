@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Deserializes `T` from a JSON object only (serde's derive would also take an array).
 #[derive(Debug, Clone)]
-pub struct Obj<T>(pub T);
+struct Obj<T>(T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -21,6 +21,21 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
         }
         d.deserialize_map(ObjectVisitor(std::marker::PhantomData))
     }
+}
+
+/// `#[serde(deserialize_with = "json::object")]`: an optional struct given as a JSON object
+/// (an array is refused).
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Obj<T>>::deserialize(d)?.map(|Obj(t)| t))
+}
+
+/// `#[serde(deserialize_with = "json::objects")]`: an optional list of structs, each given as
+/// a JSON object.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(Option::<Vec<Obj<T>>>::deserialize(d)?
+        .map(|items| items.into_iter().map(|Obj(t)| t).collect()))
 }
 
 /// An optional integer that also accepts integral floats (`30.0`), as JSON Schema's `integer`

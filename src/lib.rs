@@ -6,7 +6,6 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod error;
 pub mod json;
 pub mod openapi;
 pub mod reaper;
@@ -15,5 +14,6 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod timeout;
+pub mod validation;
 
 pub use startup::Application;

@@ -1,22 +1,17 @@
 //! The OpenAPI document, built from the handlers' doc comments and annotations.
 
+use actix_web::App;
 use serde_json::Value;
 use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
 
-use crate::api::{agents, health, messages, sessions};
+use crate::api::{self, messages};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "agent-sessions",
         description = "Durable sessions for conversational agents, speaking the ElizaOS Sessions API.\n\nErrors carry `{error: {code, message, details?}, code, message, details?}`.",
-    ),
-    paths(
-        sessions::create, sessions::list, sessions::get, sessions::delete,
-        sessions::renew, sessions::heartbeat, sessions::update_timeout,
-        messages::send, messages::list,
-        health::sessions_health,
-        agents::put, agents::get, agents::list, agents::delete,
     ),
     components(schemas(messages::CursorParam)),
     tags(
@@ -28,9 +23,21 @@ use crate::api::{agents, health, messages, sessions};
 )]
 pub struct ApiDoc;
 
+/// The document: the info, tags and extra schemas above, plus every operation of the route
+/// table ([`api::routes`]) with the schemas it uses.
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(api::routes)
+        .split_for_parts()
+        .1
+}
+
 /// The OpenAPI document as served at `/openapi.json` and printed by `agent-sessions openapi`.
+/// Built at start-up; a document that does not serialize is a bug, so it stops the program.
 pub fn document() -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut doc = serde_json::to_value(api_doc()).expect("the OpenAPI document serializes");
     fix_link_field_names(&mut doc);
     doc
 }

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::repo::{idempotency, sessions as repo};
 use crate::db::{write_transaction, DbConnection, DbError, DbPool};
+use crate::domain::SessionId;
 use crate::service::idempotency::TTL_MS;
 
 /// Runs `batch` in its own short write transaction until it reports that it touched nothing;
@@ -43,7 +44,7 @@ pub struct Reaper {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReapReport {
     /// Ids this pass marked expired.
-    pub expired: Vec<String>,
+    pub expired: Vec<SessionId>,
     pub purged: usize,
     /// Idempotency records older than 24 h that were dropped.
     pub idempotency_keys_purged: usize,

@@ -12,13 +12,15 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::api::routes::{self, MethodTable};
+use crate::api::ApiError;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DbError, DbPool};
-use crate::error::ApiError;
 use crate::reaper::Reaper;
 use crate::state::AppState;
 use crate::{api, openapi};
+use utoipa_actix_web::AppExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -112,9 +114,14 @@ fn serve(
     let body_limit = state.settings.max_body_bytes;
     let state = web::Data::new(state);
     let doc = web::Data::new(openapi::document());
+    let methods = web::Data::new(MethodTable::new(&openapi::api_doc()));
     let mut server = HttpServer::new(move || {
         App::new()
+            .into_utoipa_app()
+            .configure(api::routes)
+            .into_app()
             .app_data(state.clone())
+            .app_data(methods.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 ApiError::Validation {
@@ -123,12 +130,7 @@ fn serve(
                 }
                 .into()
             }))
-            .app_data(
-                web::PathConfig::default()
-                    .error_handler(|err, _| ApiError::invalid("path", err.to_string()).into()),
-            )
             .wrap(from_fn(log_request))
-            .configure(api::routes)
             // The docs page and the document it reads; the page's assets are compiled in.
             .app_data(doc.clone())
             .route("/openapi.json", web::get().to(serve_openapi))
@@ -137,7 +139,7 @@ fn serve(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                     .config(utoipa_swagger_ui::Config::from("/openapi.json")),
             )
-            .default_service(web::to(api::not_found))
+            .default_service(web::to(routes::fallback))
     })
     .shutdown_timeout(10);
     if let Some(n) = workers {

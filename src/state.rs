@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::clock::{Clock, Millis};
 use crate::config::Settings;
 use crate::db::{DbConnection, DbPool};
-use crate::error::ApiError;
+use crate::service::{ServiceError, ServiceResult};
 
 /// How long a health probe waits for a database connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -25,10 +25,10 @@ impl AppState {
     }
 
     /// Runs blocking diesel work on the blocking pool, never on an async worker.
-    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn db<T, F>(&self, f: F) -> ServiceResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
     {
         self.run_blocking(None, f).await
     }
@@ -36,18 +36,18 @@ impl AppState {
     /// Like [`AppState::db`], but gives up on a connection after `PROBE_TIMEOUT`: health
     /// probes must answer "unhealthy" before an orchestrator's own timeout, not after the
     /// pool's.
-    pub async fn db_probe<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn db_probe<T, F>(&self, f: F) -> ServiceResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
     {
         self.run_blocking(Some(PROBE_TIMEOUT), f).await
     }
 
-    async fn run_blocking<T, F>(&self, timeout: Option<Duration>, f: F) -> Result<T, ApiError>
+    async fn run_blocking<T, F>(&self, timeout: Option<Duration>, f: F) -> ServiceResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
@@ -58,6 +58,6 @@ impl AppState {
             f(&mut conn)
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+        .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
     }
 }

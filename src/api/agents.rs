@@ -1,40 +1,43 @@
 //! `/api/agents`: agents own the agent level of the timeout hierarchy.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, put, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
+use crate::api::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson};
-use crate::api::sessions::{timeout_config, DeletedResponse};
+use crate::api::DeletedResponse;
 use crate::clock::to_rfc3339;
-use crate::domain::Agent;
-use crate::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
-use crate::json::Obj;
+use crate::domain::{Agent, AgentId};
 use crate::service::agents::{self as service, AgentInput};
 use crate::state::AppState;
 use crate::timeout::{ConfigSource, EffectiveConfig, PartialTimeoutConfig, TimeoutConfig};
+use crate::{json, validation};
 
-const NAME_MAX_CHARS: usize = 200;
+const NAME_MAX_CHARS: u64 = 200;
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct PutAgentRequest {
     /// Display name (≤ 200 characters; blank means none).
     #[serde(default)]
     #[schema(example = "Support bot", max_length = 200)]
+    #[validate(
+        length(max = NAME_MAX_CHARS, code = "chars"),
+        custom(function = "validation::text")
+    )]
     pub name: Option<String>,
     /// The agent's overrides of the global timeout config; fields left out inherit it.
-    #[serde(default)]
-    #[schema(value_type = Option<PartialTimeoutConfig>)]
-    pub timeout_config: Option<Obj<PartialTimeoutConfig>>,
+    #[serde(default, deserialize_with = "json::object")]
+    #[validate(nested)]
+    pub timeout_config: Option<PartialTimeoutConfig>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentResponse {
-    #[schema(format = Uuid)]
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub name: Option<String>,
     /// The agent's own overrides (only the fields it sets).
     pub timeout_config: PartialTimeoutConfig,
@@ -49,7 +52,7 @@ pub struct AgentResponse {
 impl AgentResponse {
     fn new(agent: &Agent, global: TimeoutConfig) -> Self {
         Self {
-            agent_id: agent.id.clone(),
+            agent_id: agent.id,
             name: agent.name.clone(),
             timeout_config: agent.timeout_config,
             effective_timeout_config: EffectiveConfig::global(global)
@@ -61,15 +64,11 @@ impl AgentResponse {
     }
 }
 
-fn agent_id(raw: &str) -> Result<String, ApiError> {
-    extract::uuid_field("agentId", raw)
-}
-
 /// Register (201) or replace (200) an agent. PUT replaces: fields left out are cleared.
 #[utoipa::path(
-    put, path = "/api/agents/{agentId}", operation_id = "putAgent", tag = "agents",
+    operation_id = "putAgent", tag = "agents",
     request_body = Option<PutAgentRequest>,
-    params(("agentId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Agent id")),
+    params(("agentId" = AgentId, Path, description = "Agent id")),
     responses(
         (status = 200, description = "Agent updated", body = AgentResponse),
         (status = 201, description = "Agent created", body = AgentResponse,
@@ -83,46 +82,33 @@ fn agent_id(raw: &str) -> Result<String, ApiError> {
         ServerErrors,
     )
 )]
+#[put("/api/agents/{agentId}")]
 pub async fn put(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: AgentId,
     ApiJson(body, _): ApiJson<PutAgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = agent_id(&path)?;
-    if body
-        .name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > NAME_MAX_CHARS)
-    {
-        return Err(ApiError::invalid(
-            "name",
-            format!("must be at most {NAME_MAX_CHARS} characters"),
-        ));
-    }
     let input = AgentInput {
         id,
         name: body
             .name
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty()),
-        timeout_config: timeout_config(
-            "timeoutConfig",
-            body.timeout_config.map(|c| c.0).unwrap_or_default(),
-        )?,
+        timeout_config: body.timeout_config.unwrap_or_default(),
     };
     let (agent, created) = service::put(&state, input).await?;
-    let status = if created {
-        StatusCode::CREATED
+    let mut response = if created {
+        HttpResponse::Created()
     } else {
-        StatusCode::OK
+        HttpResponse::Ok()
     };
-    Ok(HttpResponse::build(status).json(AgentResponse::new(&agent, state.settings.timeouts)))
+    Ok(response.json(AgentResponse::new(&agent, state.settings.timeouts)))
 }
 
 /// Get an agent.
 #[utoipa::path(
-    get, path = "/api/agents/{agentId}", operation_id = "getAgent", tag = "agents",
-    params(("agentId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Agent id")),
+    operation_id = "getAgent", tag = "agents",
+    params(("agentId" = AgentId, Path, description = "Agent id")),
     responses(
         (status = 200, description = "The agent", body = AgentResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
@@ -130,11 +116,9 @@ pub async fn put(
         ServerErrors,
     )
 )]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let agent = service::get(&state, agent_id(&path)?).await?;
+#[get("/api/agents/{agentId}")]
+pub async fn get(state: web::Data<AppState>, id: AgentId) -> Result<HttpResponse, ApiError> {
+    let agent = service::get(&state, id).await?;
     Ok(HttpResponse::Ok().json(AgentResponse::new(&agent, state.settings.timeouts)))
 }
 
@@ -160,7 +144,7 @@ pub struct AgentListResponse {
 
 /// List agents, oldest first.
 #[utoipa::path(
-    get, path = "/api/agents", operation_id = "listAgents", tag = "agents",
+    operation_id = "listAgents", tag = "agents",
     params(ListAgentsParams),
     responses(
         (status = 200, description = "A page of agents", body = AgentListResponse),
@@ -168,6 +152,7 @@ pub struct AgentListResponse {
         ServerErrors,
     )
 )]
+#[get("/api/agents")]
 pub async fn list(
     state: web::Data<AppState>,
     params: web::Query<ListAgentsParams>,
@@ -190,8 +175,8 @@ pub async fn list(
 
 /// Delete an agent. Its active sessions end at once (they answer 410 until purged).
 #[utoipa::path(
-    delete, path = "/api/agents/{agentId}", operation_id = "deleteAgent", tag = "agents",
-    params(("agentId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Agent id")),
+    operation_id = "deleteAgent", tag = "agents",
+    params(("agentId" = AgentId, Path, description = "Agent id")),
     responses(
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
@@ -199,12 +184,9 @@ pub async fn list(
         ServerErrors,
     )
 )]
-pub async fn delete(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = agent_id(&path)?;
-    let ended = service::delete(&state, id.clone()).await?;
+#[delete("/api/agents/{agentId}")]
+pub async fn delete(state: web::Data<AppState>, id: AgentId) -> Result<HttpResponse, ApiError> {
+    let ended = service::delete(&state, id).await?;
     Ok(HttpResponse::Ok().json(DeletedResponse::new(format!(
         "Agent {id} deleted successfully; {ended} active session(s) ended"
     ))))

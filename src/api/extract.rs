@@ -1,4 +1,5 @@
-//! Extractors that turn bad input into the service's JSON errors (never a plain-text 400).
+//! Extractors that parse and validate input once, turning anything bad into the service's
+//! JSON errors (never a plain-text 400).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,16 +8,19 @@ use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
-use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
 
-use crate::error::ApiError;
-use crate::service::idempotency::{IdempotencyKey, Reply};
+use crate::api::error::ApiError;
+use crate::domain::{AgentId, SessionId};
+use crate::service::idempotency::IdempotencyKey;
 
-/// A JSON body, typed and as a JSON value. Requires `Content-Type: application/json` (or
-/// `+json`) when a body is present, treats an empty body as `{}`, honours the app's payload
-/// limit, and names the offending field when deserialization fails.
+/// A JSON body, parsed into `T` and validated, together with the JSON value it came from
+/// (idempotency keys compare requests by it). Requires `Content-Type: application/json` (or
+/// `+json`) when a body is present, treats an empty or `null` body as `{}`, honours the app's
+/// payload limit, and names the offending field when parsing or validation fails.
 pub struct ApiJson<T>(pub T, pub Value);
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -32,9 +36,8 @@ fn is_json(req: &HttpRequest) -> bool {
         .unwrap_or(false)
 }
 
-/// Parses a body (empty or `null` means `{}`) into `T`, keeping the JSON value too
-/// (idempotency keys compare requests by it).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Value), ApiError> {
+/// Parses a body (empty or `null` means `{}`) into `T` and validates it.
+pub fn parse_json<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<(T, Value), ApiError> {
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -54,7 +57,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Value), ApiEr
             })
         }
     };
-    let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
+    let typed: T = serde_path_to_error::deserialize(&value).map_err(|e| {
         let field = e.path().to_string();
         let reason = e.into_inner().to_string();
         if let Some(name) = missing_field(&reason) {
@@ -74,6 +77,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Value), ApiEr
             ApiError::invalid(field, reason)
         }
     })?;
+    typed.validate().map_err(invalid)?;
     Ok((typed, value))
 }
 
@@ -82,7 +86,75 @@ fn missing_field(reason: &str) -> Option<&str> {
     reason.strip_prefix("missing field `")?.split('`').next()
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+/// The first violation (by field path, so the answer is stable) as a 400 naming its field.
+pub fn invalid(errors: ValidationErrors) -> ApiError {
+    let mut all = Vec::new();
+    violations(&errors, "", &mut all);
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    match all.into_iter().next() {
+        Some((field, reason)) => ApiError::invalid(field, reason),
+        None => ApiError::invalid("body", "is invalid"),
+    }
+}
+
+/// Flattens validator's nested errors into `(camelCase path, reason)` pairs, with the paths
+/// written as serde names them (`timeoutConfig.timeoutMinutes`, `attachments[0].url`).
+fn violations(errors: &ValidationErrors, prefix: &str, out: &mut Vec<(String, String)>) {
+    for (field, kind) in errors.errors() {
+        let path = format!("{prefix}{}", camel_case(field));
+        match kind {
+            ValidationErrorsKind::Field(errs) => {
+                if let Some(e) = errs.first() {
+                    out.push((path, reason(e)));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => violations(inner, &format!("{path}."), out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    violations(inner, &format!("{path}[{i}]."), out);
+                }
+            }
+        }
+    }
+}
+
+/// `timeout_minutes` → `timeoutMinutes`, `r#type` → `type`.
+fn camel_case(rust_name: &str) -> String {
+    let name = rust_name.trim_start_matches("r#");
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a violation says: its own message, else a sentence built from its code and limits.
+fn reason(e: &ValidationError) -> String {
+    if let Some(message) = &e.message {
+        return message.to_string();
+    }
+    let param = |name: &str| e.params.get(name).map(Value::to_string).unwrap_or_default();
+    match e.code.as_ref() {
+        "range" => format!(
+            "must be an integer from {} to {}",
+            param("min"),
+            param("max")
+        ),
+        "chars" => format!("must be at most {} characters", param("max")),
+        "items" => format!("must hold at most {} items", param("max")),
+        code => format!("is invalid ({code})"),
+    }
+}
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -106,6 +178,43 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             parse_json(&bytes).map(|(typed, value)| ApiJson(typed, value))
         })
     }
+}
+
+/// Path ids: a handler that takes a `SessionId` (or `AgentId`) gets the route's parameter of
+/// that name, parsed; a malformed one is a 400 naming the parameter.
+macro_rules! path_ids {
+    ($($id:ty),*) => {$(
+        impl FromRequest for $id {
+            type Error = ApiError;
+            type Future = std::future::Ready<Result<Self, ApiError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let parsed = req
+                    .match_info()
+                    .get(<$id>::FIELD)
+                    .unwrap_or_default()
+                    .parse::<$id>()
+                    .map_err(|e| ApiError::invalid(<$id>::FIELD, e.to_string()));
+                std::future::ready(parsed)
+            }
+        }
+    )*};
+}
+
+path_ids!(SessionId, AgentId);
+
+/// Parses an optional id from a query parameter; a malformed one is a 400 naming it.
+pub fn query_id<T>(field: &str, value: Option<&str>) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| {
+            v.parse()
+                .map_err(|e: T::Err| ApiError::invalid(field, e.to_string()))
+        })
+        .transpose()
 }
 
 /// `X-Debug: true` asks for the provenance of the effective timeout config. The header is a
@@ -140,6 +249,7 @@ impl IdempotencyHeader {
         self.0
             .map(|k| IdempotencyKey::new(scope, &k, request))
             .transpose()
+            .map_err(|e| ApiError::invalid("Idempotency-Key", e.to_string()))
     }
 }
 
@@ -158,43 +268,6 @@ impl FromRequest for IdempotencyHeader {
         };
         std::future::ready(value.map(IdempotencyHeader))
     }
-}
-
-/// Turns a service reply into a response; replays say so in `Idempotent-Replayed`.
-pub fn respond(reply: Reply) -> HttpResponse {
-    let mut builder = HttpResponse::build(reply.status);
-    if reply.replayed {
-        builder.insert_header(("Idempotent-Replayed", "true"));
-    }
-    builder.json(reply.body)
-}
-
-/// Unicode white space plus the four ASCII separators (U+001C–U+001F) that many languages'
-/// `isspace` also counts. The OpenAPI patterns in `messages.rs` spell out exactly this set,
-/// so the server and the published schema agree on what is blank.
-pub fn is_blank_char(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-pub fn is_blank(text: &str) -> bool {
-    text.chars().all(is_blank_char)
-}
-
-/// The OpenAPI pattern of every id: a hyphenated UUID, either case.
-pub const UUID_PATTERN: &str =
-    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-
-/// Parses an id: a hyphenated UUID (as [`UUID_PATTERN`] says), returned in lower case.
-pub fn uuid_field(field: &str, value: &str) -> Result<String, ApiError> {
-    let hyphenated = value.len() == 36
-        && value
-            .char_indices()
-            .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-'));
-    uuid::Uuid::try_parse(value)
-        .ok()
-        .filter(|_| hyphenated)
-        .map(|u| u.hyphenated().to_string())
-        .ok_or_else(|| ApiError::invalid(field, "must be a hyphenated UUID"))
 }
 
 /// Parses an optional integer query parameter within an inclusive range.
@@ -216,57 +289,14 @@ pub fn int_param(
     }
 }
 
-const METADATA_MAX_BYTES: usize = 16 * 1024;
-const METADATA_MAX_DEPTH: usize = 5;
-
-fn depth(v: &Value) -> usize {
-    match v {
-        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-/// Metadata is a JSON object of at most 16 KB serialized, nested at most 5 levels deep (the
-/// object itself is level 1). Absent or null metadata is `{}`.
-pub fn metadata(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
-    let value = match value {
-        None | Some(Value::Null) => return Ok(Value::Object(Default::default())),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(ApiError::invalid(field, "must be a JSON object")),
-    };
-    if value.to_string().len() > METADATA_MAX_BYTES {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {METADATA_MAX_BYTES} bytes serialized"),
-        ));
-    }
-    if depth(&value) > METADATA_MAX_DEPTH {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be nested at most {METADATA_MAX_DEPTH} levels deep"),
-        ));
-    }
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn metadata_depth_counts_the_object_itself() {
-        let five = json!({"a": {"b": {"c": {"d": {"e": 1}}}}});
-        assert!(metadata("metadata", Some(five)).is_ok());
-        let six = json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}});
-        assert!(metadata("metadata", Some(six)).is_err());
-        assert!(metadata("metadata", Some(json!([1]))).is_err());
-        assert_eq!(metadata("metadata", None).unwrap(), json!({}));
-    }
-
-    #[test]
-    fn metadata_size_is_bounded() {
-        let big = json!({ "x": "y".repeat(METADATA_MAX_BYTES) });
-        assert!(metadata("metadata", Some(big)).is_err());
+    fn field_paths_are_camel_case() {
+        assert_eq!(camel_case("timeout_minutes"), "timeoutMinutes");
+        assert_eq!(camel_case("r#type"), "type");
+        assert_eq!(camel_case("content"), "content");
     }
 }

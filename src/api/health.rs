@@ -1,4 +1,4 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -30,12 +30,13 @@ pub struct HealthResponse {
 
 /// Health of the sessions service and its database.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions/health", operation_id = "getSessionsHealth", tag = "health",
+    operation_id = "getSessionsHealth", tag = "health",
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
         (status = 503, description = "The database cannot be reached", body = HealthResponse),
     )
 )]
+#[get("/api/messaging/sessions/health")]
 pub async fn sessions_health(state: web::Data<AppState>) -> HttpResponse {
     match health::report(&state).await {
         Ok(r) => HttpResponse::Ok().json(HealthResponse {

@@ -1,42 +1,24 @@
 //! `/api/messaging/sessions/{sessionId}/messages`: send and page through a session's history.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
+use crate::api::created;
+use crate::api::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson, IdempotencyHeader};
-use crate::api::sessions::session_id;
 use crate::clock::{to_rfc3339, Millis};
-use crate::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
-use crate::json::Obj;
-use crate::service::messages::{self as service, Message, NewMessage, PageQuery, Sent};
+use crate::domain::{Attachment, AuthorId, Message, MessageId, SessionId};
+use crate::service::messages::{self as service, NewMessage, PageQuery, Sent};
 use crate::state::AppState;
+use crate::{json, validation};
 
-const CONTENT_MAX_CHARS: usize = 10_000;
-const ATTACHMENTS_MAX: usize = 10;
+const CONTENT_MAX_CHARS: u64 = 10_000;
+const ATTACHMENTS_MAX: u64 = 10;
 
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct Attachment {
-    /// What it is, e.g. `image` or `file` (not blank).
-    #[serde(rename = "type")]
-    #[schema(
-        example = "image",
-        min_length = 1,
-        pattern = "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
-    )]
-    pub kind: String,
-    /// An `http` or `https` URL.
-    #[schema(
-        example = "https://example.com/cat.png",
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+$"
-    )]
-    pub url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
     /// Not blank, at most 10,000 characters.
@@ -46,29 +28,43 @@ pub struct SendMessageRequest {
         max_length = 10000,
         pattern = "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
     )]
+    #[validate(
+        length(max = CONTENT_MAX_CHARS, code = "chars"),
+        custom(function = "validation::not_blank")
+    )]
     pub content: String,
     /// Leave out to write as the session's user; the session's `agentId` posts an agent reply.
     #[serde(default)]
-    #[schema(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
-    pub author_id: Option<String>,
+    pub author_id: Option<AuthorId>,
     /// At most 10.
-    #[serde(default)]
-    #[schema(max_items = 10, value_type = Option<Vec<Attachment>>)]
-    pub attachments: Option<Vec<Obj<Attachment>>>,
+    #[serde(default, deserialize_with = "json::objects")]
+    #[schema(max_items = 10)]
+    #[validate(length(max = ATTACHMENTS_MAX, code = "items"), nested)]
+    pub attachments: Option<Vec<Attachment>>,
     /// Any JSON object (≤ 16 KB serialized, nested ≤ 5 levels).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
+    #[validate(custom(function = "validation::metadata"))]
     pub metadata: Option<Value>,
+}
+
+impl From<SendMessageRequest> for NewMessage {
+    fn from(body: SendMessageRequest) -> Self {
+        Self {
+            content: body.content,
+            author_id: body.author_id,
+            metadata: validation::metadata_or_empty(body.metadata),
+            attachments: body.attachments.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageResponse {
-    #[schema(format = Uuid)]
-    pub id: String,
+    pub id: MessageId,
     pub content: String,
-    #[schema(format = Uuid)]
-    pub author_id: String,
+    pub author_id: AuthorId,
     /// True for the agent's replies.
     pub is_agent: bool,
     /// Strictly increasing within a session.
@@ -76,17 +72,16 @@ pub struct MessageResponse {
     pub created_at: String,
     #[schema(value_type = Object)]
     pub metadata: Value,
-    #[schema(value_type = Vec<Attachment>)]
-    pub attachments: Value,
+    pub attachments: Vec<Attachment>,
 }
 
 impl From<&Message> for MessageResponse {
     fn from(m: &Message) -> Self {
         Self {
-            id: m.id.clone(),
+            id: m.id,
             content: m.content.clone(),
-            author_id: m.author_id.clone(),
-            is_agent: m.is_agent,
+            author_id: m.author.id(),
+            is_agent: m.author.is_agent(),
             created_at: to_rfc3339(m.created_at),
             metadata: m.metadata.clone(),
             attachments: m.attachments.clone(),
@@ -97,7 +92,8 @@ impl From<&Message> for MessageResponse {
 /// The session as the message left it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionStatus {
+#[schema(as = SessionStatus)]
+pub struct SessionAfterMessage {
     #[schema(format = DateTime)]
     pub expires_at: String,
     pub renewal_count: i64,
@@ -110,11 +106,9 @@ pub struct SessionStatus {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserMessage {
-    #[schema(format = Uuid)]
-    pub id: String,
+    pub id: MessageId,
     pub content: String,
-    #[schema(format = Uuid)]
-    pub author_id: String,
+    pub author_id: AuthorId,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(value_type = Object)]
@@ -129,7 +123,7 @@ pub struct SentMessageResponse {
     #[serde(flatten)]
     pub message: MessageResponse,
     pub user_message: UserMessage,
-    pub session_status: SessionStatus,
+    pub session_status: SessionAfterMessage,
 }
 
 impl From<&Sent> for SentMessageResponse {
@@ -137,14 +131,14 @@ impl From<&Sent> for SentMessageResponse {
         let message = MessageResponse::from(&sent.message);
         Self {
             user_message: UserMessage {
-                id: message.id.clone(),
+                id: message.id,
                 content: message.content.clone(),
-                author_id: message.author_id.clone(),
+                author_id: message.author_id,
                 created_at: message.created_at.clone(),
                 metadata: message.metadata.clone(),
             },
             message,
-            session_status: SessionStatus {
+            session_status: SessionAfterMessage {
                 expires_at: to_rfc3339(sent.session.expires_at),
                 renewal_count: sent.session.renewal_count,
                 was_renewed: sent.was_renewed,
@@ -154,65 +148,14 @@ impl From<&Sent> for SentMessageResponse {
     }
 }
 
-fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
-    if extract::is_blank(&body.content) {
-        return Err(ApiError::invalid("content", "must not be empty"));
-    }
-    if body.content.chars().count() > CONTENT_MAX_CHARS {
-        return Err(ApiError::invalid(
-            "content",
-            format!("must be at most {CONTENT_MAX_CHARS} characters"),
-        ));
-    }
-    let attachments: Vec<Attachment> = body
-        .attachments
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| a.0)
-        .collect();
-    if attachments.len() > ATTACHMENTS_MAX {
-        return Err(ApiError::invalid(
-            "attachments",
-            format!("must hold at most {ATTACHMENTS_MAX} items"),
-        ));
-    }
-    for (i, a) in attachments.iter().enumerate() {
-        if extract::is_blank(&a.kind) {
-            return Err(ApiError::invalid(
-                format!("attachments[{i}].type"),
-                "must not be empty",
-            ));
-        }
-        let url_ok = ["http://", "https://"]
-            .iter()
-            .any(|p| a.url.len() > p.len() && a.url.to_ascii_lowercase().starts_with(p));
-        if !url_ok || a.url.chars().any(extract::is_blank_char) {
-            return Err(ApiError::invalid(
-                format!("attachments[{i}].url"),
-                "must be an http(s) URL",
-            ));
-        }
-    }
-    Ok(NewMessage {
-        content: body.content,
-        author_id: body
-            .author_id
-            .map(|a| extract::uuid_field("authorId", &a))
-            .transpose()?,
-        metadata: extract::metadata("metadata", body.metadata)?,
-        attachments: serde_json::to_value(attachments)
-            .map_err(|e| ApiError::Internal(format!("attachments: {e}")))?,
-    })
-}
-
 /// Send a message. It counts as activity: with `autoRenew` on it renews the session (capped by
 /// the maximum duration). By default the session's user is the author; an agent runtime
 /// replies as the agent by sending `"authorId": <the session's agentId>`.
 #[utoipa::path(
-    post, path = "/api/messaging/sessions/{sessionId}/messages", operation_id = "sendSessionMessage", tag = "messages",
+    operation_id = "sendSessionMessage", tag = "messages",
     request_body = SendMessageRequest,
     params(
-        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("sessionId" = SessionId, Path, description = "Session id"),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. Retries with the same key and body within 24 h replay the first response"),
     ),
     responses(
@@ -225,20 +168,19 @@ fn validate(body: SendMessageRequest) -> Result<NewMessage, ApiError> {
         ServerErrors,
     )
 )]
+#[post("/api/messaging/sessions/{sessionId}/messages")]
 pub async fn send(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: SessionId,
     idempotency: IdempotencyHeader,
     ApiJson(body, raw): ApiJson<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    let input = validate(body)?;
     let key = idempotency.key(format!("POST /api/messaging/sessions/{id}/messages"), &raw)?;
-    let reply = service::send(&state, id, input, key, |sent| {
-        serde_json::to_value(SentMessageResponse::from(sent)).unwrap_or_default()
-    })
-    .await?;
-    Ok(extract::respond(reply))
+    let outcome = service::send(&state, id, body.into(), key).await?;
+    Ok(created(
+        outcome.replayed,
+        SentMessageResponse::from(&outcome.value),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -339,9 +281,9 @@ fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Mil
 /// newest page to the oldest (or `cursors.after` from the oldest to the newest) returns every
 /// message exactly once.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions/{sessionId}/messages", operation_id = "getSessionMessages", tag = "messages",
+    operation_id = "getSessionMessages", tag = "messages",
     params(
-        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("sessionId" = SessionId, Path, description = "Session id"),
         ListMessagesParams,
     ),
     responses(
@@ -352,12 +294,12 @@ fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Mil
         ServerErrors,
     )
 )]
+#[get("/api/messaging/sessions/{sessionId}/messages")]
 pub async fn list(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: SessionId,
     params: web::Query<ListMessagesParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
     let query = PageQuery {
         limit: extract::int_param("limit", params.limit.as_deref(), 50, (1, 100))?,
         before: cursor("before", params.before.as_deref(), true)?,

@@ -1,57 +1,38 @@
 //! `/api/messaging/sessions`: the ElizaOS Sessions API.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
+use crate::api::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
+use crate::api::{created, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::db::repo::sessions::{Filter, StatusFilter};
-use crate::domain::{Session, SessionStatus};
-use crate::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
-use crate::json::Obj;
+use crate::domain::{AgentId, Session, SessionId, SessionStatus, UserId};
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
 use crate::state::AppState;
 use crate::timeout::{ConfigSources, PartialTimeoutConfig, TimeoutConfig};
+use crate::{json, validation};
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSessionRequest {
     /// UUID of a registered agent.
-    #[schema(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", example = "3c90c3cc-0d44-4b50-8888-8dd25736052a")]
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// UUID of the user starting the session.
-    #[schema(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", example = "8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f")]
-    pub user_id: String,
+    pub user_id: UserId,
     /// Any JSON object (≤ 16 KB serialized, nested ≤ 5 levels); echoed back.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
+    #[validate(custom(function = "validation::metadata"))]
     pub metadata: Option<Value>,
     /// Session-level overrides of the agent's and the global timeout config.
-    #[serde(default)]
-    #[schema(value_type = Option<PartialTimeoutConfig>)]
-    pub timeout_config: Option<Obj<PartialTimeoutConfig>>,
-}
-
-/// Where a session is in its life: `active`, `expired` (timed out) or `ended` (its agent was
-/// deleted).
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionState {
-    Active,
-    Expired,
-    Ended,
-}
-
-impl From<SessionStatus> for SessionState {
-    fn from(s: SessionStatus) -> Self {
-        match s {
-            SessionStatus::Active => Self::Active,
-            SessionStatus::Expired => Self::Expired,
-            SessionStatus::Ended => Self::Ended,
-        }
-    }
+    #[serde(default, deserialize_with = "json::object")]
+    #[validate(nested)]
+    pub timeout_config: Option<PartialTimeoutConfig>,
 }
 
 /// Shown with `X-Debug: true`.
@@ -63,17 +44,14 @@ pub struct SessionDebug {
     pub server_time: String,
 }
 
-/// A session as the ElizaOS Sessions API returns it.
+/// A session as lists show it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionResponse {
-    #[schema(format = Uuid)]
-    pub session_id: String,
-    #[schema(format = Uuid)]
-    pub agent_id: String,
-    #[schema(format = Uuid)]
-    pub user_id: String,
-    pub status: SessionState,
+pub struct SessionSummary {
+    pub session_id: SessionId,
+    pub agent_id: AgentId,
+    pub user_id: UserId,
+    pub status: SessionStatus,
     #[schema(format = DateTime, example = "2026-01-02T03:04:05.678Z")]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -84,11 +62,39 @@ pub struct SessionResponse {
     pub time_remaining: i64,
     /// True within `warningThresholdMinutes` of expiry.
     pub is_near_expiration: bool,
-    /// The full effective timeout config.
-    pub timeout_config: TimeoutConfig,
     pub renewal_count: i64,
+    /// The session's metadata (the ElizaOS api-client's `SessionInfoResponse` carries it).
     #[schema(value_type = Object)]
     pub metadata: Value,
+}
+
+impl SessionSummary {
+    fn new(s: &Session, now: i64) -> Self {
+        Self {
+            session_id: s.id,
+            agent_id: s.agent_id,
+            user_id: s.user_id,
+            status: s.status_at(now),
+            created_at: to_rfc3339(s.created_at),
+            last_activity: to_rfc3339(s.last_activity),
+            expires_at: to_rfc3339(s.expires_at),
+            time_remaining: s.time_remaining(now),
+            is_near_expiration: s.is_near_expiration(now),
+            renewal_count: s.renewal_count,
+            metadata: s.metadata.clone(),
+        }
+    }
+}
+
+/// A session as the ElizaOS Sessions API returns it: the summary plus its full effective
+/// timeout config.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResponse {
+    #[serde(flatten)]
+    pub session: SessionSummary,
+    /// The full effective timeout config.
+    pub timeout_config: TimeoutConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub debug: Option<SessionDebug>,
 }
@@ -96,30 +102,19 @@ pub struct SessionResponse {
 impl SessionResponse {
     pub fn new(snapshot: &Snapshot, debug: bool) -> Self {
         let Snapshot { session: s, now } = snapshot;
-        let now = *now;
         Self {
-            session_id: s.id.clone(),
-            agent_id: s.agent_id.clone(),
-            user_id: s.user_id.clone(),
-            status: s.status_at(now).into(),
-            created_at: to_rfc3339(s.created_at),
-            last_activity: to_rfc3339(s.last_activity),
-            expires_at: to_rfc3339(s.expires_at),
-            time_remaining: s.time_remaining(now),
-            is_near_expiration: s.is_near_expiration(now),
+            session: SessionSummary::new(s, *now),
             timeout_config: s.config.config,
-            renewal_count: s.renewal_count,
-            metadata: s.metadata.clone(),
             debug: debug.then(|| SessionDebug {
                 timeout_config_sources: s.config.sources,
-                server_time: to_rfc3339(now),
+                server_time: to_rfc3339(*now),
             }),
         }
     }
 }
 
-fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) -> HttpResponse {
-    HttpResponse::build(status).json(SessionResponse::new(snapshot, debug))
+fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
+    HttpResponse::Ok().json(SessionResponse::new(snapshot, debug.0))
 }
 
 /// Create a session between a user and a registered agent.
@@ -127,7 +122,7 @@ fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) 
 /// The response carries the full effective `timeoutConfig` (global, then agent, then the
 /// request's own overrides).
 #[utoipa::path(
-    post, path = "/api/messaging/sessions", operation_id = "createSession", tag = "sessions",
+    operation_id = "createSession", tag = "sessions",
     request_body = CreateSessionRequest,
     params(
         ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
@@ -152,57 +147,32 @@ fn reply(status: actix_web::http::StatusCode, snapshot: &Snapshot, debug: bool) 
         ServerErrors,
     )
 )]
+#[post("/api/messaging/sessions")]
 pub async fn create(
     state: web::Data<AppState>,
     debug: DebugFlag,
     idempotency: IdempotencyHeader,
     ApiJson(body, raw): ApiJson<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewSession {
-        agent_id: extract::uuid_field("agentId", &body.agent_id)?,
-        user_id: extract::uuid_field("userId", &body.user_id)?,
-        metadata: extract::metadata("metadata", body.metadata)?,
-        timeout_config: timeout_config(
-            "timeoutConfig",
-            body.timeout_config.map(|c| c.0).unwrap_or_default(),
-        )?,
-    };
     let key = idempotency.key("POST /api/messaging/sessions".to_owned(), &raw)?;
-    let debug = debug.0;
-    let reply = service::create(&state, input, key, move |snapshot| {
-        serde_json::to_value(SessionResponse::new(snapshot, debug)).unwrap_or_default()
-    })
-    .await?;
-    Ok(extract::respond(reply))
-}
-
-/// Validates the ranges of a partial config, naming the first bad field under `prefix`.
-pub fn timeout_config(
-    prefix: &str,
-    config: PartialTimeoutConfig,
-) -> Result<PartialTimeoutConfig, ApiError> {
-    match config.violations().into_iter().next() {
-        None => Ok(config),
-        Some((field, reason)) => Err(ApiError::invalid(
-            if prefix.is_empty() {
-                field.to_owned()
-            } else {
-                format!("{prefix}.{field}")
-            },
-            reason,
-        )),
-    }
-}
-
-pub fn session_id(raw: &str) -> Result<String, ApiError> {
-    extract::uuid_field("sessionId", raw)
+    let input = NewSession {
+        agent_id: body.agent_id,
+        user_id: body.user_id,
+        metadata: validation::metadata_or_empty(body.metadata),
+        timeout_config: body.timeout_config.unwrap_or_default(),
+    };
+    let outcome = service::create(&state, input, key).await?;
+    Ok(created(
+        outcome.replayed,
+        SessionResponse::new(&outcome.value, debug.0),
+    ))
 }
 
 /// Get a session with its remaining time and warning flag.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions/{sessionId}", operation_id = "getSession", tag = "sessions",
+    operation_id = "getSession", tag = "sessions",
     params(
-        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("sessionId" = SessionId, Path, description = "Session id"),
         ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
@@ -213,13 +183,13 @@ pub fn session_id(raw: &str) -> Result<String, ApiError> {
         ServerErrors,
     )
 )]
+#[get("/api/messaging/sessions/{sessionId}")]
 pub async fn get(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    let snapshot = service::get(&state, session_id(&path)?).await?;
-    Ok(reply(actix_web::http::StatusCode::OK, &snapshot, debug.0))
+    Ok(ok(&service::get(&state, id).await?, debug))
 }
 
 /// Filters and paging for the session list.
@@ -228,10 +198,10 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct ListSessionsParams {
     /// Only this agent's sessions.
-    #[param(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    #[param(value_type = Option<AgentId>)]
     pub agent_id: Option<String>,
     /// Only this user's sessions.
-    #[param(format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
     /// `active` (default), `expired` or `all`.
     #[param(value_type = Option<String>, pattern = "^(active|expired|all)$")]
@@ -244,45 +214,28 @@ pub struct ListSessionsParams {
     pub offset: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionSummary {
-    #[schema(format = Uuid)]
-    pub session_id: String,
-    #[schema(format = Uuid)]
-    pub agent_id: String,
-    #[schema(format = Uuid)]
-    pub user_id: String,
-    pub status: SessionState,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub last_activity: String,
-    #[schema(format = DateTime)]
-    pub expires_at: String,
-    pub time_remaining: i64,
-    pub is_near_expiration: bool,
-    pub renewal_count: i64,
-    /// The session's metadata (the ElizaOS api-client's `SessionInfoResponse` carries it).
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-}
-
-impl SessionSummary {
-    fn new(s: &Session, now: i64) -> Self {
-        Self {
-            session_id: s.id.clone(),
-            agent_id: s.agent_id.clone(),
-            user_id: s.user_id.clone(),
-            status: s.status_at(now).into(),
-            created_at: to_rfc3339(s.created_at),
-            last_activity: to_rfc3339(s.last_activity),
-            expires_at: to_rfc3339(s.expires_at),
-            time_remaining: s.time_remaining(now),
-            is_near_expiration: s.is_near_expiration(now),
-            renewal_count: s.renewal_count,
-            metadata: s.metadata.clone(),
-        }
+impl ListSessionsParams {
+    fn parse(self) -> Result<ListQuery, ApiError> {
+        let status = match self.status.as_deref().map(str::trim) {
+            None | Some("active") => StatusFilter::Active,
+            Some("expired") => StatusFilter::Expired,
+            Some("all") => StatusFilter::All,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "status",
+                    "must be active, expired or all",
+                ))
+            }
+        };
+        Ok(ListQuery {
+            filter: Filter {
+                agent_id: extract::query_id(AgentId::FIELD, self.agent_id.as_deref())?,
+                user_id: extract::query_id(UserId::FIELD, self.user_id.as_deref())?,
+            },
+            status,
+            limit: extract::int_param("limit", self.limit.as_deref(), 50, (1, 100))?,
+            offset: extract::int_param("offset", self.offset.as_deref(), 0, (0, i64::MAX))?,
+        })
     }
 }
 
@@ -309,7 +262,7 @@ pub struct SessionListResponse {
 
 /// List sessions, newest first.
 #[utoipa::path(
-    get, path = "/api/messaging/sessions", operation_id = "listSessions", tag = "sessions",
+    operation_id = "listSessions", tag = "sessions",
     params(ListSessionsParams),
     responses(
         (status = 200, description = "A page of sessions", body = SessionListResponse),
@@ -317,37 +270,12 @@ pub struct SessionListResponse {
         ServerErrors,
     )
 )]
+#[get("/api/messaging/sessions")]
 pub async fn list(
     state: web::Data<AppState>,
     params: web::Query<ListSessionsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = params.into_inner();
-    let status = match p.status.as_deref().map(str::trim) {
-        None | Some("active") => StatusFilter::Active,
-        Some("expired") => StatusFilter::Expired,
-        Some("all") => StatusFilter::All,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "status",
-                "must be active, expired or all",
-            ))
-        }
-    };
-    let query = ListQuery {
-        filter: Filter {
-            agent_id: p
-                .agent_id
-                .map(|v| extract::uuid_field("agentId", &v))
-                .transpose()?,
-            user_id: p
-                .user_id
-                .map(|v| extract::uuid_field("userId", &v))
-                .transpose()?,
-        },
-        status,
-        limit: extract::int_param("limit", p.limit.as_deref(), 50, (1, 100))?,
-        offset: extract::int_param("offset", p.offset.as_deref(), 0, (0, i64::MAX))?,
-    };
+    let query = params.into_inner().parse()?;
     let (limit, offset) = (query.limit, query.offset);
     let page = service::list(&state, query).await?;
     Ok(HttpResponse::Ok().json(SessionListResponse {
@@ -367,41 +295,11 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeletedResponse {
-    #[schema(example = true)]
-    pub success: bool,
-    #[schema(example = "Session 3c90c3cc-0d44-4b50-8888-8dd25736052a deleted successfully")]
-    pub message: String,
-    /// `{success, message}` again: the ElizaOS api-client returns the `data` of any body that
-    /// has a `success` key.
-    pub data: Deleted,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Deleted {
-    pub success: bool,
-    pub message: String,
-}
-
-impl DeletedResponse {
-    pub fn new(message: String) -> Self {
-        Self {
-            success: true,
-            data: Deleted {
-                success: true,
-                message: message.clone(),
-            },
-            message,
-        }
-    }
-}
-
 /// End a session and delete everything it owns (also works for an expired session);
 /// afterwards the id answers 404.
 #[utoipa::path(
-    delete, path = "/api/messaging/sessions/{sessionId}", operation_id = "deleteSession", tag = "sessions",
-    params(("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id")),
+    operation_id = "deleteSession", tag = "sessions",
+    params(("sessionId" = SessionId, Path, description = "Session id")),
     responses(
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
@@ -409,12 +307,9 @@ impl DeletedResponse {
         ServerErrors,
     )
 )]
-pub async fn delete(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    service::delete(&state, id.clone()).await?;
+#[delete("/api/messaging/sessions/{sessionId}")]
+pub async fn delete(state: web::Data<AppState>, id: SessionId) -> Result<HttpResponse, ApiError> {
+    service::delete(&state, id).await?;
     Ok(HttpResponse::Ok().json(DeletedResponse::new(format!(
         "Session {id} deleted successfully"
     ))))
@@ -422,9 +317,9 @@ pub async fn delete(
 
 /// Renew a session: `expiresAt` moves to now + timeout, capped at createdAt + maxDuration.
 #[utoipa::path(
-    post, path = "/api/messaging/sessions/{sessionId}/renew", operation_id = "renewSession", tag = "sessions",
+    operation_id = "renewSession", tag = "sessions",
     params(
-        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("sessionId" = SessionId, Path, description = "Session id"),
         ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
@@ -437,20 +332,20 @@ pub async fn delete(
         ServerErrors,
     )
 )]
+#[post("/api/messaging/sessions/{sessionId}/renew")]
 pub async fn renew(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    let snapshot = service::renew(&state, session_id(&path)?).await?;
-    Ok(reply(actix_web::http::StatusCode::OK, &snapshot, debug.0))
+    Ok(ok(&service::renew(&state, id).await?, debug))
 }
 
 /// Keep a session alive: records activity and renews it when `autoRenew` is on.
 #[utoipa::path(
-    post, path = "/api/messaging/sessions/{sessionId}/heartbeat", operation_id = "sessionHeartbeat", tag = "sessions",
+    operation_id = "sessionHeartbeat", tag = "sessions",
     params(
-        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("sessionId" = SessionId, Path, description = "Session id"),
         ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
@@ -462,22 +357,22 @@ pub async fn renew(
         ServerErrors,
     )
 )]
+#[post("/api/messaging/sessions/{sessionId}/heartbeat")]
 pub async fn heartbeat(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    let snapshot = service::heartbeat(&state, session_id(&path)?).await?;
-    Ok(reply(actix_web::http::StatusCode::OK, &snapshot, debug.0))
+    Ok(ok(&service::heartbeat(&state, id).await?, debug))
 }
 
 /// Change a session's timeout config. Fields given override the current ones; `expiresAt` is
 /// recomputed from now, capped at createdAt + maxDuration.
 #[utoipa::path(
-    patch, path = "/api/messaging/sessions/{sessionId}/timeout", operation_id = "updateSessionTimeout", tag = "sessions",
+    operation_id = "updateSessionTimeout", tag = "sessions",
     request_body = Option<PartialTimeoutConfig>,
     params(
-        ("sessionId" = String, Path, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Session id"),
+        ("sessionId" = SessionId, Path, description = "Session id"),
         ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
     ),
     responses(
@@ -490,14 +385,15 @@ pub async fn heartbeat(
         ServerErrors,
     )
 )]
+#[patch("/api/messaging/sessions/{sessionId}/timeout")]
 pub async fn update_timeout(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: SessionId,
     debug: DebugFlag,
-    ApiJson(body, _): ApiJson<PartialTimeoutConfig>,
+    ApiJson(patch, _): ApiJson<PartialTimeoutConfig>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    let patch = timeout_config("", body)?;
-    let snapshot = service::update_timeout(&state, id, patch).await?;
-    Ok(reply(actix_web::http::StatusCode::OK, &snapshot, debug.0))
+    Ok(ok(
+        &service::update_timeout(&state, id, patch).await?,
+        debug,
+    ))
 }

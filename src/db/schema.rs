@@ -53,8 +53,7 @@ diesel::table! {
         scope -> Text,
         idempotency_key -> Text,
         request_hash -> Text,
-        status_code -> Integer,
-        response_body -> Text,
+        outcome -> Text,
         created_at -> BigInt,
     }
 }

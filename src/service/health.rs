@@ -1,6 +1,6 @@
 use crate::clock::Millis;
 use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
-use crate::error::ApiError;
+use crate::service::ServiceResult;
 use crate::state::AppState;
 
 #[derive(Debug, Clone)]
@@ -13,7 +13,7 @@ pub struct HealthReport {
     pub uptime_secs: i64,
 }
 
-pub async fn report(state: &AppState) -> Result<HealthReport, ApiError> {
+pub async fn report(state: &AppState) -> ServiceResult<HealthReport> {
     let now = state.now();
     let uptime_secs = (now - state.started_at).max(0) / 1000;
     state

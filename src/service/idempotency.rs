@@ -1,19 +1,25 @@
-//! `Idempotency-Key`: the first response to a keyed POST is stored in the same transaction as
-//! the write it reports, and replayed for 24 hours to a retry with the same body.
+//! `Idempotency-Key`: the outcome of a keyed operation is stored in the same transaction as
+//! the write it reports, and handed back for 24 hours to a retry with the same request.
 
-use actix_web::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Millis;
-use crate::db::models::IdempotencyRow;
+use crate::db::models::{json_text, IdempotencyRow};
 use crate::db::repo::idempotency as repo;
 use crate::db::DbConnection;
-use crate::error::ApiError;
+use crate::service::{ServiceError, ServiceResult};
 
 /// How long a key is remembered.
 pub const TTL_MS: i64 = 24 * 60 * 60 * 1000;
-const KEY_MAX_LEN: usize = 255;
+pub const KEY_MAX_LEN: usize = 255;
+
+/// A key that is not 1–255 visible ASCII characters.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("must be 1 to {KEY_MAX_LEN} visible ASCII characters")]
+pub struct InvalidIdempotencyKey;
 
 /// A validated key, the caller's scope and a digest of the request it came with.
 #[derive(Debug, Clone)]
@@ -26,15 +32,12 @@ pub struct IdempotencyKey {
 impl IdempotencyKey {
     /// `scope` says who is asking for what (route and target); `request` is the parsed body,
     /// so formatting and key order do not matter when comparing a retry.
-    pub fn new(scope: String, key: &str, request: &Value) -> Result<Self, ApiError> {
+    pub fn new(scope: String, key: &str, request: &Value) -> Result<Self, InvalidIdempotencyKey> {
         let valid = !key.is_empty()
             && key.len() <= KEY_MAX_LEN
             && key.bytes().all(|b| b.is_ascii_graphic());
         if !valid {
-            return Err(ApiError::invalid(
-                "Idempotency-Key",
-                format!("must be 1 to {KEY_MAX_LEN} visible ASCII characters"),
-            ));
+            return Err(InvalidIdempotencyKey);
         }
         let digest = Sha256::digest(request.to_string().as_bytes());
         Ok(Self {
@@ -45,48 +48,43 @@ impl IdempotencyKey {
     }
 }
 
-/// A response as sent, and as replayed.
+/// What a keyed operation produced: now, or (replayed) for an earlier request with the key.
 #[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
-    /// True when this is the stored response of an earlier request.
+pub struct Outcome<T> {
+    pub value: T,
+    /// True when this is the stored outcome of an earlier request.
     pub replayed: bool,
 }
 
-impl Reply {
-    pub fn fresh(status: StatusCode, body: Value) -> Self {
-        Self {
-            status,
-            body,
-            replayed: false,
-        }
-    }
-}
-
-/// Inside the operation's transaction: replays the stored reply for `key` if there is one,
-/// else runs `op` and stores its reply with the write it reports.
-pub fn once(
+/// Inside the operation's transaction: hands back the stored outcome for `key` if there is
+/// one, else runs `op` and stores its outcome with the write it reports.
+pub fn once<T: Serialize + DeserializeOwned>(
     conn: &mut DbConnection,
     key: Option<&IdempotencyKey>,
     now: Millis,
-    op: impl FnOnce(&mut DbConnection) -> Result<Reply, ApiError>,
-) -> Result<Reply, ApiError> {
-    if let Some(reply) = replay(conn, key, now)? {
-        return Ok(reply);
+    op: impl FnOnce(&mut DbConnection) -> ServiceResult<T>,
+) -> ServiceResult<Outcome<T>> {
+    if let Some(value) = replay(conn, key, now)? {
+        return Ok(Outcome {
+            value,
+            replayed: true,
+        });
     }
-    let reply = op(conn)?;
-    record(conn, key, &reply, now)?;
-    Ok(reply)
+    let value = op(conn)?;
+    record(conn, key, &value, now)?;
+    Ok(Outcome {
+        value,
+        replayed: false,
+    })
 }
 
-/// Inside the operation's transaction: the stored reply for this key, if any. A key reused
-/// with a different request is a 422; an expired record is forgotten.
-fn replay(
+/// Inside the operation's transaction: the stored outcome for this key, if any. A key reused
+/// with a different request is an error; an expired record is forgotten.
+fn replay<T: DeserializeOwned>(
     conn: &mut DbConnection,
     key: Option<&IdempotencyKey>,
     now: Millis,
-) -> Result<Option<Reply>, ApiError> {
+) -> ServiceResult<Option<T>> {
     let Some(key) = key else { return Ok(None) };
     let Some(row) = repo::find(conn, &key.scope, &key.key)? else {
         return Ok(None);
@@ -96,30 +94,22 @@ fn replay(
         return Ok(None);
     }
     if row.request_hash != key.request_hash {
-        return Err(ApiError::IdempotencyKeyReused);
+        return Err(ServiceError::IdempotencyKeyReused);
     }
-    let status = u16::try_from(row.status_code)
-        .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .ok_or_else(|| ApiError::Internal("stored idempotent status is invalid".into()))?;
-    let body = serde_json::from_str(&row.response_body)
-        .map_err(|e| ApiError::Internal(format!("stored idempotent body: {e}")))?;
-    Ok(Some(Reply {
-        status,
-        body,
-        replayed: true,
-    }))
+    serde_json::from_str(&row.outcome)
+        .map(Some)
+        .map_err(|e| ServiceError::Internal(format!("stored idempotent outcome: {e}")))
 }
 
-/// Inside the operation's transaction: remembers the reply. A concurrent request with the same
-/// key that committed first makes this a unique violation, so the whole transaction is rolled
-/// back and retried, and the retry replays the winner's reply.
-fn record(
+/// Inside the operation's transaction: remembers the outcome. A concurrent request with the
+/// same key that committed first makes this a unique violation, so the whole transaction is
+/// rolled back and retried, and the retry replays the winner's outcome.
+fn record<T: Serialize>(
     conn: &mut DbConnection,
     key: Option<&IdempotencyKey>,
-    reply: &Reply,
+    value: &T,
     now: Millis,
-) -> Result<(), ApiError> {
+) -> ServiceResult<()> {
     let Some(key) = key else { return Ok(()) };
     repo::insert(
         conn,
@@ -127,8 +117,7 @@ fn record(
             scope: key.scope.clone(),
             idempotency_key: key.key.clone(),
             request_hash: key.request_hash.clone(),
-            status_code: i32::from(reply.status.as_u16()),
-            response_body: reply.body.to_string(),
+            outcome: json_text(value)?,
             created_at: now,
         },
     )?;

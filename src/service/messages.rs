@@ -1,63 +1,26 @@
-use actix_web::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::Millis;
-use crate::db::models::MessageRow;
 use crate::db::repo::messages::{self as repo, Direction};
-use crate::domain::Session;
-use crate::error::ApiError;
-use crate::service::idempotency::{self, IdempotencyKey, Reply};
+use crate::domain::{Attachment, Author, AuthorId, Message, MessageId, Session, SessionId};
+use crate::service::idempotency::{self, IdempotencyKey, Outcome};
 use crate::service::sessions::{load_live, mutate, touch};
-use crate::service::transact;
+use crate::service::{transact, ServiceError, ServiceResult};
 use crate::state::AppState;
-
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub id: String,
-    pub session_id: String,
-    pub seq: i64,
-    pub author_id: String,
-    pub is_agent: bool,
-    pub content: String,
-    pub metadata: Value,
-    pub attachments: Value,
-    pub created_at: Millis,
-}
-
-impl TryFrom<MessageRow> for Message {
-    type Error = ApiError;
-
-    fn try_from(row: MessageRow) -> Result<Self, ApiError> {
-        let parse = |text: &str, what: &str| {
-            serde_json::from_str(text)
-                .map_err(|e| ApiError::Internal(format!("message {}: bad {what}: {e}", row.id)))
-        };
-        Ok(Self {
-            metadata: parse(&row.metadata, "metadata")?,
-            attachments: parse(&row.attachments, "attachments")?,
-            id: row.id,
-            session_id: row.session_id,
-            seq: row.seq,
-            author_id: row.author_id,
-            is_agent: row.is_agent,
-            content: row.content,
-            created_at: row.created_at,
-        })
-    }
-}
 
 /// Validated input for a new message.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub content: String,
     /// `None`: the session's user. The session's agent id: an agent reply.
-    pub author_id: Option<String>,
+    pub author_id: Option<AuthorId>,
     pub metadata: Value,
-    pub attachments: Value,
+    pub attachments: Vec<Attachment>,
 }
 
 /// A stored message with the session as the message left it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sent {
     pub message: Message,
     pub session: Session,
@@ -66,15 +29,14 @@ pub struct Sent {
 }
 
 /// Who wrote it: the session's user by default, its agent when the agent's id is given.
-fn author(session: &Session, author_id: Option<&str>) -> Result<(String, bool), ApiError> {
+fn author(session: &Session, author_id: Option<AuthorId>) -> ServiceResult<Author> {
+    let user = Author::User(session.user_id);
+    let agent = Author::Agent(session.agent_id);
     match author_id {
-        None => Ok((session.user_id.clone(), false)),
-        Some(id) if id == session.user_id => Ok((id.to_owned(), false)),
-        Some(id) if id == session.agent_id => Ok((id.to_owned(), true)),
-        Some(_) => Err(ApiError::invalid(
-            "authorId",
-            "must be the session's userId or agentId",
-        )),
+        None => Ok(user),
+        Some(id) if id == user.id() => Ok(user),
+        Some(id) if id == agent.id() => Ok(agent),
+        Some(_) => Err(ServiceError::ForeignAuthor),
     }
 }
 
@@ -84,11 +46,10 @@ fn author(session: &Session, author_id: Option<&str>) -> Result<(String, bool), 
 /// concurrent senders are serialized and cursors stay exact.
 pub async fn send(
     state: &AppState,
-    session_id: String,
+    session_id: SessionId,
     input: NewMessage,
     idempotency_key: Option<IdempotencyKey>,
-    render: impl Fn(&Sent) -> Value + Send + 'static,
-) -> Result<Reply, ApiError> {
+) -> ServiceResult<Outcome<Sent>> {
     let now = state.now();
     state
         .db(move |conn| {
@@ -97,58 +58,42 @@ pub async fn send(
                     let mut was_renewed = false;
                     let (session, message) = mutate(
                         conn,
-                        &session_id,
+                        session_id,
                         now,
                         |s| {
                             was_renewed = touch(s, now);
                             Ok(())
                         },
                         |conn, s| {
-                            let (author_id, is_agent) = author(s, input.author_id.as_deref())?;
-                            let (seq, created_at) = match repo::last_position(conn, &s.id)? {
+                            let author = author(s, input.author_id)?;
+                            let (seq, created_at) = match repo::last_position(conn, s.id)? {
                                 Some((seq, last)) => (seq + 1, now.max(last + 1)),
                                 None => (1, now),
                             };
                             let message = Message {
-                                id: uuid::Uuid::new_v4().to_string(),
-                                session_id: s.id.clone(),
+                                id: MessageId::new_random(),
+                                session_id: s.id,
                                 seq,
-                                author_id,
-                                is_agent,
+                                author,
                                 content: input.content.clone(),
                                 metadata: input.metadata.clone(),
                                 attachments: input.attachments.clone(),
                                 created_at,
                             };
-                            repo::insert(conn, &to_row(&message))?;
+                            repo::insert(conn, &message)?;
                             Ok(message)
                         },
                     )?;
-                    let sent = Sent {
+                    Ok(Sent {
                         message,
                         session,
                         was_renewed,
                         now,
-                    };
-                    Ok(Reply::fresh(StatusCode::CREATED, render(&sent)))
+                    })
                 })
             })
         })
         .await
-}
-
-fn to_row(m: &Message) -> MessageRow {
-    MessageRow {
-        id: m.id.clone(),
-        session_id: m.session_id.clone(),
-        seq: m.seq,
-        author_id: m.author_id.clone(),
-        is_agent: m.is_agent,
-        content: m.content.clone(),
-        metadata: m.metadata.to_string(),
-        attachments: m.attachments.to_string(),
-        created_at: m.created_at,
-    }
 }
 
 /// Exclusive millisecond bounds and a page size.
@@ -171,37 +116,31 @@ pub struct MessagePage {
 /// (reading forwards); otherwise the newest `limit` before `before` (or overall).
 pub async fn list(
     state: &AppState,
-    session_id: String,
+    session_id: SessionId,
     query: PageQuery,
-) -> Result<MessagePage, ApiError> {
+) -> ServiceResult<MessagePage> {
     let now = state.now();
     state
         .db(move |conn| {
-            load_live(conn, &session_id, now)?;
+            load_live(conn, session_id, now)?;
             let direction = match (query.before, query.after) {
                 (None, Some(_)) => Direction::Forward,
                 _ => Direction::Backward,
             };
-            let mut rows = repo::page(
+            let mut messages = repo::page(
                 conn,
-                &session_id,
+                session_id,
                 query.before,
                 query.after,
                 direction,
                 query.limit + 1,
             )?;
-            let has_more = rows.len() as i64 > query.limit;
-            rows.truncate(query.limit as usize);
+            let has_more = messages.len() as i64 > query.limit;
+            messages.truncate(query.limit as usize);
             if direction == Direction::Forward {
-                rows.reverse();
+                messages.reverse();
             }
-            Ok(MessagePage {
-                messages: rows
-                    .into_iter()
-                    .map(Message::try_from)
-                    .collect::<Result<_, _>>()?,
-                has_more,
-            })
+            Ok(MessagePage { messages, has_more })
         })
         .await
 }

@@ -1,20 +1,19 @@
-use actix_web::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::agents as agent_repo;
 use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
 use crate::db::{write_transaction, DbConnection};
-use crate::domain::{Agent, Session, SessionStatus};
-use crate::error::ApiError;
-use crate::service::idempotency::{self, IdempotencyKey, Reply};
-use crate::service::transact;
+use crate::domain::{AgentId, Session, SessionId, SessionStatus, UserId};
+use crate::service::idempotency::{self, IdempotencyKey, Outcome};
+use crate::service::{transact, ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::timeout::policy::{self, RenewalError};
 use crate::timeout::{ConfigSource, PartialTimeoutConfig};
 
 /// A session as read at `now` (time remaining and the warning depend on it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub session: Session,
     pub now: Millis,
@@ -23,35 +22,33 @@ pub struct Snapshot {
 /// Validated input for a new session.
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    pub agent_id: String,
-    pub user_id: String,
+    pub agent_id: AgentId,
+    pub user_id: UserId,
     pub metadata: Value,
     pub timeout_config: PartialTimeoutConfig,
 }
 
-/// Creates a session in one short transaction; with an idempotency key, a retry replays the
-/// first reply instead (`render` shapes the reply that is stored).
+/// Creates a session in one short transaction; with an idempotency key, a retry gets the
+/// first outcome back instead.
 pub async fn create(
     state: &AppState,
     input: NewSession,
     idempotency_key: Option<IdempotencyKey>,
-    render: impl Fn(&Snapshot) -> Value + Send + 'static,
-) -> Result<Reply, ApiError> {
+) -> ServiceResult<Outcome<Snapshot>> {
     let now = state.now();
     let global = state.settings.timeouts;
     state
         .db(move |conn| {
             transact(conn, |conn| {
                 idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
-                    let agent: Agent = agent_repo::find(conn, &input.agent_id)?
-                        .ok_or_else(|| ApiError::AgentNotFound(input.agent_id.clone()))?
-                        .into();
+                    let agent = agent_repo::find(conn, input.agent_id)?
+                        .ok_or(ServiceError::AgentNotFound(input.agent_id))?;
                     let config =
                         policy::merge(global, &agent.timeout_config, &input.timeout_config);
                     let session = Session {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        agent_id: input.agent_id.clone(),
-                        user_id: input.user_id.clone(),
+                        id: SessionId::new_random(),
+                        agent_id: input.agent_id,
+                        user_id: input.user_id,
                         status: SessionStatus::Active,
                         metadata: input.metadata.clone(),
                         expires_at: policy::expiry(&config.config, now, now),
@@ -62,38 +59,36 @@ pub async fn create(
                         closed_at: None,
                         version: 0,
                     };
-                    repo::insert(conn, &session.to_row())?;
-                    let body = render(&Snapshot { session, now });
-                    Ok(Reply::fresh(StatusCode::CREATED, body))
+                    repo::insert(conn, &session)?;
+                    Ok(Snapshot { session, now })
                 })
             })
         })
         .await
 }
 
-fn load(conn: &mut DbConnection, id: &str) -> Result<Session, ApiError> {
-    repo::find(conn, id)?
-        .ok_or_else(|| ApiError::SessionNotFound(id.to_owned()))?
-        .try_into()
-}
-
-/// The session if it is live at `now`: 404 when unknown, 410 when over.
+/// The session if it is live at `now`: not found when unknown, expired when over.
 pub(crate) fn load_live(
     conn: &mut DbConnection,
-    id: &str,
+    id: SessionId,
     now: Millis,
-) -> Result<Session, ApiError> {
-    let session = load(conn, id)?;
-    session.ensure_alive(now)?;
-    Ok(session)
+) -> ServiceResult<Session> {
+    let session = repo::find(conn, id)?.ok_or(ServiceError::SessionNotFound(id))?;
+    match session.expired_at(now) {
+        None => Ok(session),
+        Some(expired_at) => Err(ServiceError::SessionExpired {
+            session_id: id,
+            expired_at,
+        }),
+    }
 }
 
-/// One indexed read; 404 when unknown, 410 when over.
-pub async fn get(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
+/// One indexed read; not found when unknown, expired when over.
+pub async fn get(state: &AppState, id: SessionId) -> ServiceResult<Snapshot> {
     let now = state.now();
     state
         .db(move |conn| {
-            let session = load_live(conn, &id, now)?;
+            let session = load_live(conn, id, now)?;
             Ok(Snapshot { session, now })
         })
         .await
@@ -102,20 +97,20 @@ pub async fn get(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
 /// Inside a transaction: locks and loads a live session, lets `change` modify it and writes it
 /// back, then lets `then` do the operation's other writes while the row stays locked, so
 /// writers of one session are serialized. The version check is a safety net: should it fail,
-/// [`ApiError::Conflict`] makes [`super::transact`] retry.
+/// [`ServiceError::Conflict`] makes [`super::transact`] retry.
 pub(crate) fn mutate<T>(
     conn: &mut DbConnection,
-    id: &str,
+    id: SessionId,
     now: Millis,
-    change: impl FnOnce(&mut Session) -> Result<(), ApiError>,
-    then: impl FnOnce(&mut DbConnection, &Session) -> Result<T, ApiError>,
-) -> Result<(Session, T), ApiError> {
+    change: impl FnOnce(&mut Session) -> ServiceResult<()>,
+    then: impl FnOnce(&mut DbConnection, &Session) -> ServiceResult<T>,
+) -> ServiceResult<(Session, T)> {
     repo::lock(conn, id)?;
     let mut session = load_live(conn, id, now)?;
     let version = session.version;
     change(&mut session)?;
-    if !repo::update_if_version(conn, id, version, &session.changes())? {
-        return Err(ApiError::Conflict);
+    if !repo::update_if_version(conn, &session, version)? {
+        return Err(ServiceError::Conflict);
     }
     session.version += 1;
     let extra = then(conn, &session)?;
@@ -124,22 +119,22 @@ pub(crate) fn mutate<T>(
 
 async fn mutate_snapshot(
     state: &AppState,
-    id: String,
-    change: impl Fn(&mut Session, Millis) -> Result<(), ApiError> + Send + 'static,
-) -> Result<Snapshot, ApiError> {
+    id: SessionId,
+    change: impl Fn(&mut Session, Millis) -> ServiceResult<()> + Send + 'static,
+) -> ServiceResult<Snapshot> {
     let now = state.now();
     state
         .db(move |conn| {
             let (session, ()) = transact(conn, |conn| {
-                mutate(conn, &id, now, |s| change(s, now), |_, _| Ok(()))
+                mutate(conn, id, now, |s| change(s, now), |_, _| Ok(()))
             })?;
             Ok(Snapshot { session, now })
         })
         .await
 }
 
-/// An explicit renew: always tries; 422 when the max-duration cap leaves nothing to extend.
-pub async fn renew(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
+/// An explicit renew: always tries; fails when the max-duration cap leaves nothing to extend.
+pub async fn renew(state: &AppState, id: SessionId) -> ServiceResult<Snapshot> {
     mutate_snapshot(state, id, |s, now| {
         let c = &s.config.config;
         match policy::renew(c, s.created_at, s.expires_at, now) {
@@ -149,8 +144,8 @@ pub async fn renew(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
                 s.renewal_count += 1;
                 Ok(())
             }
-            Err(RenewalError::MaxDurationReached { cap }) => Err(ApiError::RenewalFailed {
-                session_id: s.id.clone(),
+            Err(RenewalError::MaxDurationReached { cap }) => Err(ServiceError::RenewalFailed {
+                session_id: s.id,
                 cap,
             }),
         }
@@ -173,7 +168,7 @@ pub(crate) fn touch(session: &mut Session, now: Millis) -> bool {
 }
 
 /// Keeps the session alive: updates lastActivity and renews when auto-renew is on.
-pub async fn heartbeat(state: &AppState, id: String) -> Result<Snapshot, ApiError> {
+pub async fn heartbeat(state: &AppState, id: SessionId) -> ServiceResult<Snapshot> {
     mutate_snapshot(state, id, |s, now| {
         touch(s, now);
         Ok(())
@@ -185,15 +180,15 @@ pub async fn heartbeat(state: &AppState, id: String) -> Result<Snapshot, ApiErro
 /// capped by the (possibly new) maximum duration.
 pub async fn update_timeout(
     state: &AppState,
-    id: String,
+    id: SessionId,
     patch: PartialTimeoutConfig,
-) -> Result<Snapshot, ApiError> {
+) -> ServiceResult<Snapshot> {
     mutate_snapshot(state, id, move |s, now| {
         let config = s.config.overridden(&patch, ConfigSource::Session);
         let expires_at = policy::expiry(&config.config, s.created_at, now);
         if policy::is_expired(expires_at, now) {
-            return Err(ApiError::MaxDurationExceeded {
-                session_id: s.id.clone(),
+            return Err(ServiceError::MaxDurationExceeded {
+                session_id: s.id,
                 age_ms: now - s.created_at,
             });
         }
@@ -206,13 +201,13 @@ pub async fn update_timeout(
 }
 
 /// Deletes the session and everything it owns; works for expired sessions too.
-pub async fn delete(state: &AppState, id: String) -> Result<(), ApiError> {
+pub async fn delete(state: &AppState, id: SessionId) -> ServiceResult<()> {
     state
         .db(move |conn| {
-            if write_transaction(conn, |conn| repo::delete(conn, &id))? {
+            if write_transaction(conn, |conn| repo::delete(conn, id))? {
                 Ok(())
             } else {
-                Err(ApiError::SessionNotFound(id))
+                Err(ServiceError::SessionNotFound(id))
             }
         })
         .await
@@ -229,17 +224,19 @@ pub struct ListQuery {
 #[derive(Debug, Clone)]
 pub struct SessionPage {
     pub sessions: Vec<Session>,
+    /// Sessions matching every filter, status included.
     pub total: i64,
+    /// Sessions matching the agent/user filters, whatever their status.
     pub total_sessions: i64,
     pub active_sessions: i64,
     pub now: Millis,
 }
 
-pub async fn list(state: &AppState, query: ListQuery) -> Result<SessionPage, ApiError> {
+pub async fn list(state: &AppState, query: ListQuery) -> ServiceResult<SessionPage> {
     let now = state.now();
     state
         .db(move |conn| {
-            let rows = repo::list(
+            let sessions = repo::list(
                 conn,
                 &query.filter,
                 query.status,
@@ -255,10 +252,7 @@ pub async fn list(state: &AppState, query: ListQuery) -> Result<SessionPage, Api
                 StatusFilter::Expired => total_sessions - active_sessions,
             };
             Ok(SessionPage {
-                sessions: rows
-                    .into_iter()
-                    .map(Session::try_from)
-                    .collect::<Result<_, _>>()?,
+                sessions,
                 total,
                 total_sessions,
                 active_sessions,

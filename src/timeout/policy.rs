@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::clock::Millis;
 
@@ -41,7 +42,10 @@ impl Default for TimeoutConfig {
 }
 
 /// A partial timeout configuration: every field is optional and overrides the level below.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+// Ranges are checked with `validator` (`PartialTimeoutConfig::validate`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate,
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartialTimeoutConfig {
     #[serde(
@@ -50,6 +54,7 @@ pub struct PartialTimeoutConfig {
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(minimum = 5, maximum = 1440, example = 60)]
+    #[validate(range(min = TimeoutLimits::TIMEOUT_MINUTES.0, max = TimeoutLimits::TIMEOUT_MINUTES.1))]
     pub timeout_minutes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_renew: Option<bool>,
@@ -59,6 +64,10 @@ pub struct PartialTimeoutConfig {
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(minimum = 1, maximum = 4320, example = 240)]
+    #[validate(range(
+        min = TimeoutLimits::MAX_DURATION_MINUTES.0,
+        max = TimeoutLimits::MAX_DURATION_MINUTES.1
+    ))]
     pub max_duration_minutes: Option<i64>,
     #[serde(
         default,
@@ -66,6 +75,10 @@ pub struct PartialTimeoutConfig {
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(minimum = 1, maximum = 60, example = 5)]
+    #[validate(range(
+        min = TimeoutLimits::WARNING_THRESHOLD_MINUTES.0,
+        max = TimeoutLimits::WARNING_THRESHOLD_MINUTES.1
+    ))]
     pub warning_threshold_minutes: Option<i64>,
 }
 
@@ -81,37 +94,6 @@ impl TimeoutLimits {
 impl PartialTimeoutConfig {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
-    }
-
-    /// Checks every present field against its range; returns `(camelCase field, message)`
-    /// for each violation.
-    pub fn violations(&self) -> Vec<(&'static str, String)> {
-        let checks = [
-            (
-                "timeoutMinutes",
-                self.timeout_minutes,
-                TimeoutLimits::TIMEOUT_MINUTES,
-            ),
-            (
-                "maxDurationMinutes",
-                self.max_duration_minutes,
-                TimeoutLimits::MAX_DURATION_MINUTES,
-            ),
-            (
-                "warningThresholdMinutes",
-                self.warning_threshold_minutes,
-                TimeoutLimits::WARNING_THRESHOLD_MINUTES,
-            ),
-        ];
-        checks
-            .into_iter()
-            .filter_map(|(field, value, (min, max))| match value {
-                Some(v) if v < min || v > max => {
-                    Some((field, format!("must be an integer from {min} to {max}")))
-                }
-                _ => None,
-            })
-            .collect()
     }
 }
 
@@ -155,7 +137,7 @@ impl ConfigSources {
 }
 
 /// An effective config together with where each field came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EffectiveConfig {
     pub config: TimeoutConfig,
     pub sources: ConfigSources,
@@ -386,15 +368,18 @@ mod tests {
     }
 
     #[test]
-    fn violations_name_the_fields() {
+    fn validation_names_the_fields_out_of_range() {
         let p = PartialTimeoutConfig {
             timeout_minutes: Some(4),
             max_duration_minutes: Some(4321),
             warning_threshold_minutes: Some(60),
             ..Default::default()
         };
-        let fields: Vec<_> = p.violations().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, vec!["timeoutMinutes", "maxDurationMinutes"]);
+        let errors = p.validate().unwrap_err();
+        let mut fields: Vec<_> = errors.field_errors().into_keys().collect();
+        fields.sort();
+        assert_eq!(fields, vec!["max_duration_minutes", "timeout_minutes"]);
+        assert!(PartialTimeoutConfig::default().validate().is_ok());
     }
 
     mod properties {

@@ -12,7 +12,7 @@ pub fn find(
     k::idempotency_keys
         .find((scope, key))
         .select(IdempotencyRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

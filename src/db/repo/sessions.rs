@@ -2,13 +2,10 @@ use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
-use crate::db::models::{SessionChanges, SessionRow};
+use crate::db::models::{SessionRow, ACTIVE, ENDED, EXPIRED};
 use crate::db::schema::sessions::dsl as s;
 use crate::db::{DbConnection, MultiBackend};
-
-pub const ACTIVE: &str = "active";
-pub const EXPIRED: &str = "expired";
-pub const ENDED: &str = "ended";
+use crate::domain::{AgentId, Session, SessionId, UserId};
 
 /// Which sessions a list or count covers. "Active" means status active and not yet past
 /// `expires_at` at `now`, whether or not the reaper has caught up.
@@ -21,19 +18,19 @@ pub enum StatusFilter {
 
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub agent_id: Option<String>,
-    pub user_id: Option<String>,
+    pub agent_id: Option<AgentId>,
+    pub user_id: Option<UserId>,
 }
 
 type Boxed<'a> = crate::db::schema::sessions::BoxedQuery<'a, MultiBackend>;
 
-fn filtered<'a>(filter: &'a Filter, status: StatusFilter, now: i64) -> Boxed<'a> {
+fn filtered(filter: &Filter, status: StatusFilter, now: i64) -> Boxed<'static> {
     let mut q = s::sessions.into_boxed();
-    if let Some(agent) = &filter.agent_id {
-        q = q.filter(s::agent_id.eq(agent));
+    if let Some(agent) = filter.agent_id {
+        q = q.filter(s::agent_id.eq(agent.to_string()));
     }
-    if let Some(user) = &filter.user_id {
-        q = q.filter(s::user_id.eq(user));
+    if let Some(user) = filter.user_id {
+        q = q.filter(s::user_id.eq(user.to_string()));
     }
     match status {
         StatusFilter::Active => q.filter(s::status.eq(ACTIVE).and(s::expires_at.gt(now))),
@@ -42,47 +39,51 @@ fn filtered<'a>(filter: &'a Filter, status: StatusFilter, now: i64) -> Boxed<'a>
     }
 }
 
-pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, session: &Session) -> QueryResult<()> {
     diesel::insert_into(s::sessions)
-        .values(row)
+        .values(session.to_row()?)
         .execute(conn)
         .map(drop)
 }
 
-pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SessionRow>> {
+pub fn find(conn: &mut DbConnection, id: SessionId) -> QueryResult<Option<Session>> {
     s::sessions
-        .find(id)
+        .find(id.to_string())
         .select(SessionRow::as_select())
-        .first(conn)
-        .optional()
+        .get_result(conn)
+        .optional()?
+        .map(Session::try_from)
+        .transpose()
 }
 
 /// Takes the row's write lock for the rest of the transaction (a no-op UPDATE; PostgreSQL
 /// then queues concurrent writers of this session instead of letting them race). SQLite's
 /// `BEGIN IMMEDIATE` already holds the database write lock.
-pub fn lock(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
-    diesel::update(s::sessions.find(id))
+pub fn lock(conn: &mut DbConnection, id: SessionId) -> QueryResult<()> {
+    diesel::update(s::sessions.find(id.to_string()))
         .set(s::version.eq(s::version))
         .execute(conn)
         .map(drop)
 }
 
-/// Writes `changes` only if the row still has `expected_version`; false when another writer
-/// got there first.
+/// Writes the session's mutable fields (bumping its version) only if the row still has
+/// `expected_version`; false when another writer got there first.
 pub fn update_if_version(
     conn: &mut DbConnection,
-    id: &str,
+    session: &Session,
     expected_version: i64,
-    changes: &SessionChanges,
 ) -> QueryResult<bool> {
-    diesel::update(s::sessions.find(id).filter(s::version.eq(expected_version)))
-        .set(changes)
+    let row = s::sessions
+        .find(session.id.to_string())
+        .filter(s::version.eq(expected_version));
+    diesel::update(row)
+        .set(session.changes()?)
         .execute(conn)
         .map(|n| n == 1)
 }
 
-pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
-    diesel::delete(s::sessions.find(id))
+pub fn delete(conn: &mut DbConnection, id: SessionId) -> QueryResult<bool> {
+    diesel::delete(s::sessions.find(id.to_string()))
         .execute(conn)
         .map(|n| n > 0)
 }
@@ -94,13 +95,16 @@ pub fn list(
     now: i64,
     limit: i64,
     offset: i64,
-) -> QueryResult<Vec<SessionRow>> {
+) -> QueryResult<Vec<Session>> {
     filtered(filter, status, now)
         .order((s::created_at.desc(), s::id.desc()))
         .limit(limit)
         .offset(offset)
         .select(SessionRow::as_select())
-        .load(conn)
+        .load(conn)?
+        .into_iter()
+        .map(Session::try_from)
+        .collect()
 }
 
 pub fn count(
@@ -111,7 +115,7 @@ pub fn count(
 ) -> QueryResult<i64> {
     filtered(filter, status, now)
         .select(count_star())
-        .first(conn)
+        .get_result(conn)
 }
 
 /// Active sessions within their own warning threshold of expiry.
@@ -123,13 +127,13 @@ pub fn count_expiring_soon(conn: &mut DbConnection, now: i64) -> QueryResult<i64
                 .bind::<BigInt, _>(now),
         )
         .select(count_star())
-        .first(conn)
+        .get_result(conn)
 }
 
 /// Marks up to `batch` active sessions whose `expires_at` has passed as expired and returns
 /// their ids. The status condition is re-checked by the UPDATE itself, so concurrent reapers
 /// on one PostgreSQL never expire the same session twice.
-pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<Vec<String>> {
+pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<Vec<SessionId>> {
     let due = s::sessions
         .filter(s::status.eq(ACTIVE).and(s::expires_at.le(now)))
         .order(s::expires_at.asc())
@@ -137,7 +141,7 @@ pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<
         .select(s::id);
     let ids: Vec<String> = due.load(conn)?;
     if ids.is_empty() {
-        return Ok(ids);
+        return Ok(Vec::new());
     }
     diesel::update(
         s::sessions
@@ -150,7 +154,13 @@ pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<
         s::version.eq(s::version + 1),
     ))
     .returning(s::id)
-    .get_results(conn)
+    .get_results::<String>(conn)?
+    .iter()
+    .map(|id| {
+        id.parse()
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+    })
+    .collect()
 }
 
 /// Deletes up to `batch` closed sessions whose retention window ended before `closed_before`.
@@ -169,9 +179,9 @@ pub fn purge_closed(conn: &mut DbConnection, closed_before: i64, batch: i64) -> 
 
 /// Ends every live session of an agent (the agent was deleted). Sessions already past their
 /// expiry are left for the reaper, which records them as expired at `expires_at`.
-pub fn end_for_agent(conn: &mut DbConnection, agent_id: &str, now: i64) -> QueryResult<usize> {
+pub fn end_for_agent(conn: &mut DbConnection, agent_id: AgentId, now: i64) -> QueryResult<usize> {
     let live = s::agent_id
-        .eq(agent_id)
+        .eq(agent_id.to_string())
         .and(s::status.eq(ACTIVE))
         .and(s::expires_at.gt(now));
     diesel::update(s::sessions.filter(live))

@@ -10,8 +10,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::clock::{to_rfc3339, Millis};
+use crate::clock::to_rfc3339;
+use crate::service::ServiceError;
 
+/// Everything a request can fail with: the service's errors and the HTTP layer's own.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -20,34 +22,13 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("Request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("Session {0} not found")]
-    SessionNotFound(String),
-    #[error("Session {session_id} has expired")]
-    SessionExpired {
-        session_id: String,
-        expired_at: Millis,
-    },
-    #[error("Session {session_id} cannot be renewed: the maximum duration is reached")]
-    RenewalFailed { session_id: String, cap: Millis },
-    /// A PATCH asked for a maximum duration the session has already outlived.
-    #[error("Session {session_id} is already older than the requested maxDurationMinutes")]
-    MaxDurationExceeded { session_id: String, age_ms: i64 },
-    #[error("Agent {0} not found")]
-    AgentNotFound(String),
     #[error("{0}")]
     NotFound(String),
     /// Carries the resource's methods for the `Allow` header.
     #[error("Method not allowed; this resource allows {0}")]
-    MethodNotAllowed(&'static str),
-    #[error("The Idempotency-Key was already used with a different request")]
-    IdempotencyKeyReused,
-    /// A write lost a race with a concurrent one; the transaction is retried.
-    #[error("Concurrent update; retry the request")]
-    Conflict,
-    #[error("The database is unavailable")]
-    Unavailable(String),
-    #[error("Internal server error")]
-    Internal(String),
+    MethodNotAllowed(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl ApiError {
@@ -62,47 +43,83 @@ impl ApiError {
     }
 
     pub fn code(&self) -> &'static str {
+        use ServiceError as S;
         match self {
             Self::Validation { .. } | Self::UnsupportedMediaType => "VALIDATION_ERROR",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            Self::SessionNotFound(_) => "SESSION_NOT_FOUND",
-            Self::SessionExpired { .. } => "SESSION_EXPIRED",
-            Self::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
-            Self::MaxDurationExceeded { .. } => "MAX_DURATION_EXCEEDED",
-            Self::AgentNotFound(_) => "AGENT_NOT_FOUND",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
-            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            Self::Conflict => "CONFLICT",
-            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL_ERROR",
+            Self::Service(e) => match e {
+                S::SessionNotFound(_) => "SESSION_NOT_FOUND",
+                S::SessionExpired { .. } => "SESSION_EXPIRED",
+                S::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
+                S::MaxDurationExceeded { .. } => "MAX_DURATION_EXCEEDED",
+                S::AgentNotFound(_) => "AGENT_NOT_FOUND",
+                S::ForeignAuthor => "VALIDATION_ERROR",
+                S::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+                S::Conflict => "CONFLICT",
+                S::Unavailable(_) => "SERVICE_UNAVAILABLE",
+                S::Internal(_) => "INTERNAL_ERROR",
+            },
+        }
+    }
+
+    /// The message users see; 5xx messages never carry internals (the log has them).
+    fn message(&self) -> String {
+        use ServiceError as S;
+        let Self::Service(e) = self else {
+            return self.to_string();
+        };
+        match e {
+            S::SessionNotFound(id) => format!("Session {id} not found"),
+            S::SessionExpired { session_id, .. } => format!("Session {session_id} has expired"),
+            S::RenewalFailed { session_id, .. } => {
+                format!("Session {session_id} cannot be renewed: the maximum duration is reached")
+            }
+            S::MaxDurationExceeded { session_id, .. } => format!(
+                "Session {session_id} is already older than the requested maxDurationMinutes"
+            ),
+            S::AgentNotFound(id) => format!("Agent {id} not found"),
+            S::ForeignAuthor => format!("authorId: {FOREIGN_AUTHOR}"),
+            S::IdempotencyKeyReused => {
+                "The Idempotency-Key was already used with a different request".to_owned()
+            }
+            S::Conflict => "Concurrent update; retry the request".to_owned(),
+            S::Unavailable(_) => "The database is unavailable".to_owned(),
+            S::Internal(_) => "Internal server error".to_owned(),
         }
     }
 
     fn details(&self) -> Option<Value> {
+        use ServiceError as S;
         match self {
             Self::Validation { details, .. } => Some(details.clone()),
             Self::PayloadTooLarge { limit } => Some(json!({ "limitBytes": limit })),
-            Self::SessionNotFound(id) => Some(json!({ "sessionId": id })),
-            Self::SessionExpired {
+            Self::Service(S::SessionNotFound(id)) => Some(json!({ "sessionId": id })),
+            Self::Service(S::SessionExpired {
                 session_id,
                 expired_at,
-            } => Some(json!({ "sessionId": session_id, "expiredAt": to_rfc3339(*expired_at) })),
-            Self::RenewalFailed { session_id, cap } => Some(json!({
+            }) => Some(json!({ "sessionId": session_id, "expiredAt": to_rfc3339(*expired_at) })),
+            Self::Service(S::RenewalFailed { session_id, cap }) => Some(json!({
                 "sessionId": session_id,
                 "reason": "max_duration_reached",
                 "maxExpiresAt": to_rfc3339(*cap),
             })),
-            Self::MaxDurationExceeded { session_id, age_ms } => Some(json!({
+            Self::Service(S::MaxDurationExceeded { session_id, age_ms }) => Some(json!({
                 "sessionId": session_id,
                 "field": "maxDurationMinutes",
                 "sessionAgeMs": age_ms,
             })),
-            Self::AgentNotFound(id) => Some(json!({ "agentId": id })),
+            Self::Service(S::AgentNotFound(id)) => Some(json!({ "agentId": id })),
+            Self::Service(S::ForeignAuthor) => {
+                Some(json!({ "field": "authorId", "reason": FOREIGN_AUTHOR }))
+            }
             _ => None,
         }
     }
 }
+
+const FOREIGN_AUTHOR: &str = "must be the session's userId or agentId";
 
 /// The error body. `error` repeats `code`, `message` and `details` for nested readers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,36 +144,41 @@ pub struct ErrorDetail {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
+        use ServiceError as S;
         match self {
-            Self::Validation { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } | Self::Service(S::ForeignAuthor) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::SessionNotFound(_) | Self::AgentNotFound(_) | Self::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
-            Self::SessionExpired { .. } => StatusCode::GONE,
-            Self::RenewalFailed { .. }
-            | Self::MaxDurationExceeded { .. }
-            | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict => StatusCode::CONFLICT,
+            Self::NotFound(_)
+            | Self::Service(S::SessionNotFound(_))
+            | Self::Service(S::AgentNotFound(_)) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Service(S::SessionExpired { .. }) => StatusCode::GONE,
+            Self::Service(
+                S::RenewalFailed { .. } | S::MaxDurationExceeded { .. } | S::IdempotencyKeyReused,
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Service(S::Conflict) => StatusCode::CONFLICT,
+            Self::Service(S::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Service(S::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
-            Self::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            Self::Service(ServiceError::Internal(cause)) => {
+                tracing::error!(%cause, "internal error")
+            }
+            Self::Service(ServiceError::Unavailable(cause)) => {
+                tracing::warn!(%cause, "database unavailable")
+            }
             _ => {}
         }
         let code = self.code().to_owned();
-        let message = self.to_string();
+        let message = self.message();
         let details = self.details();
         let mut response = HttpResponse::build(self.status_code());
         if let Self::MethodNotAllowed(allow) = self {
-            response.insert_header((actix_web::http::header::ALLOW, *allow));
+            response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
         response.json(ErrorBody {
             error: ErrorDetail {
@@ -168,27 +190,6 @@ impl ResponseError for ApiError {
             message,
             details,
         })
-    }
-}
-
-impl From<diesel::result::Error> for ApiError {
-    fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match e {
-            // A concurrent insert of the same key, or PostgreSQL's serialization failure:
-            // the caller's transaction is retried.
-            Error::DatabaseError(
-                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
-                _,
-            ) => Self::Conflict,
-            e => Self::Internal(format!("database: {e}")),
-        }
-    }
-}
-
-impl From<r2d2::Error> for ApiError {
-    fn from(e: r2d2::Error) -> Self {
-        Self::Unavailable(format!("pool: {e}"))
     }
 }
 

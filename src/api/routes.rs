@@ -1,0 +1,86 @@
+//! The route table: every operation is registered once, here. Each handler's path and method
+//! come from its own `#[actix_web::get(..)]`-style attribute, and `utoipa-actix-web` collects
+//! the same handlers into the OpenAPI document, so the router and the document cannot
+//! disagree. Methods a path does not serve answer a JSON 405 whose `Allow` header is read from
+//! that document too.
+
+use actix_web::dev::ResourceDef;
+use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::openapi::path::PathItem;
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::api::error::ApiError;
+use crate::api::{agents, health, messages, sessions};
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg
+        // Before `{sessionId}`, so that "health" is not taken for an id.
+        .service(health::sessions_health)
+        .service(sessions::create)
+        .service(sessions::list)
+        .service(sessions::get)
+        .service(sessions::delete)
+        .service(sessions::renew)
+        .service(sessions::heartbeat)
+        .service(sessions::update_timeout)
+        .service(messages::send)
+        .service(messages::list)
+        .service(agents::put)
+        .service(agents::get)
+        .service(agents::list)
+        .service(agents::delete);
+}
+
+/// The documented paths with the methods each allows, most specific first (a literal segment
+/// wins over a `{parameter}`, as in the router).
+#[derive(Debug)]
+pub struct MethodTable {
+    paths: Vec<(ResourceDef, String)>,
+}
+
+fn allow(item: &PathItem) -> String {
+    [
+        ("GET", item.get.is_some()),
+        ("PUT", item.put.is_some()),
+        ("POST", item.post.is_some()),
+        ("DELETE", item.delete.is_some()),
+        ("PATCH", item.patch.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(method, served)| served.then_some(method))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+impl MethodTable {
+    pub fn new(doc: &OpenApi) -> Self {
+        let mut paths: Vec<(ResourceDef, String)> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| (ResourceDef::new(path.as_str()), allow(item)))
+            .collect();
+        paths.sort_by_key(|(def, _)| def.pattern().map_or(0, |p| p.matches('{').count()));
+        Self { paths }
+    }
+
+    /// The methods the resource at `path` allows, if it is one of ours.
+    pub fn allowed(&self, path: &str) -> Option<&str> {
+        self.paths
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+/// The app's default service: a known path with another method is a 405, anything else a 404.
+pub async fn fallback(
+    req: HttpRequest,
+    table: web::Data<MethodTable>,
+) -> Result<HttpResponse, ApiError> {
+    Err(match table.allowed(req.path()) {
+        Some(allow) => ApiError::MethodNotAllowed(allow.to_owned()),
+        None => ApiError::NotFound("No such route".to_owned()),
+    })
+}

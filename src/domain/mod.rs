@@ -1,0 +1,12 @@
+//! Domain types as the service sees them: no HTTP, no storage. Conversions from and to
+//! storage rows live in `db/`, the wire shapes in `api/`.
+
+pub mod agent;
+pub mod ids;
+pub mod message;
+pub mod session;
+
+pub use agent::Agent;
+pub use ids::{AgentId, AuthorId, InvalidId, MessageId, SessionId, UserId};
+pub use message::{Attachment, Author, Message};
+pub use session::{Session, SessionStatus};

@@ -1,0 +1,66 @@
+//! What a use-case can fail with, in domain terms. `api/` maps each variant to a status code
+//! and body.
+
+use crate::clock::Millis;
+use crate::domain::{AgentId, SessionId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("session {0} not found")]
+    SessionNotFound(SessionId),
+    /// The session is over (timed out, or ended) at the time of the request.
+    #[error("session {session_id} has expired")]
+    SessionExpired {
+        session_id: SessionId,
+        expired_at: Millis,
+    },
+    /// An explicit renew when `expiresAt` already sits at the max-duration cap.
+    #[error("session {session_id} cannot be renewed: the maximum duration is reached")]
+    RenewalFailed { session_id: SessionId, cap: Millis },
+    /// A new max duration the session has already outlived.
+    #[error("session {session_id} is already older than the requested max duration")]
+    MaxDurationExceeded { session_id: SessionId, age_ms: i64 },
+    #[error("agent {0} not found")]
+    AgentNotFound(AgentId),
+    /// A message's author is neither the session's user nor its agent.
+    #[error("the author must be the session's user or agent")]
+    ForeignAuthor,
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// A write kept losing races with concurrent writers.
+    #[error("concurrent update")]
+    Conflict,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<diesel::result::Error> for ServiceError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            // A concurrent insert of the same key, or PostgreSQL's serialization failure:
+            // the caller's transaction is retried.
+            Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => Self::Conflict,
+            e => Self::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for ServiceError {
+    fn from(e: r2d2::Error) -> Self {
+        Self::Unavailable(format!("pool: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for ServiceError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(format!("json: {e}"))
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
