@@ -13,10 +13,15 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::error::ApiError;
 use crate::api::{agents, health, messages, sessions};
 
+const HEALTH: &str = "/api/messaging/sessions/health";
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg
-        // Before `{sessionId}`, so that "health" is not taken for an id.
+        // Before `{sessionId}`, so that "health" is not taken for an id: GET is the health
+        // check, and every other method must get the 405 rather than reach the session
+        // handlers (`DELETE .../health` is not a malformed session id).
         .service(health::sessions_health)
+        .route(HEALTH, web::route().to(fallback))
         .service(sessions::create)
         .service(sessions::list)
         .service(sessions::get)

@@ -7,6 +7,7 @@ mod docs;
 mod health;
 mod messages;
 mod reaper;
+mod routes;
 mod sessions;
 mod timeouts;
 mod validation;
