@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, id_of, Kind, TestApp};
+use crate::helpers::{assert_error, id_of, paths, Kind, TestApp};
 
 backend_tests!(
     put_creates_then_replaces,
@@ -16,7 +16,7 @@ backend_tests!(
 async fn put_creates_then_replaces(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = uuid::Uuid::new_v4().to_string();
-    let path = format!("/api/agents/{id}");
+    let path = paths::agent(&id);
 
     let (status, created) = app
         .put(
@@ -56,7 +56,7 @@ async fn get_and_list_agents(kind: Kind) {
         ids.push(app.agent().await);
         app.clock.advance_ms(1);
     }
-    let (status, page) = app.get("/api/agents?limit=2&offset=1").await;
+    let (status, page) = app.get(paths::agents().query("limit=2&offset=1")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["total"], 3);
     assert_eq!(page["limit"], 2);
@@ -69,11 +69,9 @@ async fn get_and_list_agents(kind: Kind) {
         .collect();
     assert_eq!(listed, ids[1..].to_vec());
 
-    let (status, body) = app
-        .get(&format!("/api/agents/{}", uuid::Uuid::new_v4()))
-        .await;
+    let (status, body) = app.get(paths::agent(uuid::Uuid::new_v4())).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
-    let (status, body) = app.get("/api/agents?limit=0").await;
+    let (status, body) = app.get(paths::agents().query("limit=0")).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
 }
 
@@ -84,31 +82,29 @@ async fn deleting_an_agent_ends_its_sessions(kind: Kind) {
     let session = id_of(&app.session_with(&agent, json!({})).await);
 
     app.clock.advance_minutes(1);
-    let (status, body) = app.delete(&format!("/api/agents/{agent}")).await;
+    let (status, body) = app.delete(paths::agent(&agent)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], true);
 
-    let (status, body) = app.get(&format!("/api/agents/{agent}")).await;
+    let (status, body) = app.get(paths::agent(&agent)).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
-    let (status, body) = app.get(&format!("/api/messaging/sessions/{session}")).await;
+    let (status, body) = app.get(paths::session(&session)).await;
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:01:00.000Z");
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{other}")).await;
+    let (status, _) = app.get(paths::session(&other)).await;
     assert_eq!(status, StatusCode::OK, "other agents' sessions live on");
 
     // A session that had already timed out keeps its own expiry time.
     let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
     let timed_out = id_of(&app.session_with(&short_agent, json!({})).await);
     app.clock.advance_minutes(6);
-    let (status, _) = app.delete(&format!("/api/agents/{short_agent}")).await;
+    let (status, _) = app.delete(paths::agent(&short_agent)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app
-        .get(&format!("/api/messaging/sessions/{timed_out}"))
-        .await;
+    let (status, body) = app.get(paths::session(&timed_out)).await;
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:06:00.000Z");
 
-    let (status, body) = app.delete(&format!("/api/agents/{agent}")).await;
+    let (status, body) = app.delete(paths::agent(&agent)).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
 }
 
@@ -116,7 +112,7 @@ async fn sessions_need_a_registered_agent(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let (status, body) = app
         .post(
-            "/api/messaging/sessions",
+            paths::sessions(),
             json!({"agentId": uuid::Uuid::new_v4(), "userId": uuid::Uuid::new_v4()}),
         )
         .await;
@@ -126,7 +122,7 @@ async fn sessions_need_a_registered_agent(kind: Kind) {
 
 async fn invalid_agent_input_is_rejected_and_nothing_is_written(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let (status, body) = app.put("/api/agents/not-a-uuid", json!({})).await;
+    let (status, body) = app.put(paths::agent("not-a-uuid"), json!({})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     assert_eq!(body["details"]["field"], "agentId");
 
@@ -150,17 +146,17 @@ async fn invalid_agent_input_is_rejected_and_nothing_is_written(kind: Kind) {
         ),
         (json!({"name": "x".repeat(201)}), "name"),
     ] {
-        let (status, body) = app.put(&format!("/api/agents/{id}"), bad).await;
+        let (status, body) = app.put(paths::agent(&id), bad).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert_eq!(body["details"]["field"], field, "{body}");
     }
-    let (_, page) = app.get("/api/agents").await;
+    let (_, page) = app.get(paths::agents()).await;
     assert_eq!(page["total"], 0);
 }
 
 async fn concurrent_first_puts_create_one_agent(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let path = format!("/api/agents/{}", uuid::Uuid::new_v4());
+    let path = paths::agent(uuid::Uuid::new_v4());
     let puts = (0..8).map(|i| app.put(&path, json!({ "name": format!("racer {i}") })));
     let statuses: Vec<StatusCode> = futures::future::join_all(puts)
         .await
@@ -175,6 +171,6 @@ async fn concurrent_first_puts_create_one_agent(kind: Kind) {
         .filter(|s| **s == StatusCode::CREATED)
         .count();
     assert_eq!(created, 1, "{statuses:?}");
-    let (_, page) = app.get("/api/agents").await;
+    let (_, page) = app.get(paths::agents()).await;
     assert_eq!(page["total"], 1);
 }

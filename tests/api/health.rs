@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{Kind, TestApp};
+use crate::helpers::{paths, Kind, TestApp};
 
 backend_tests!(
     health_reports_counts_and_uptime,
@@ -11,7 +11,7 @@ backend_tests!(
 
 async fn health_reports_counts_and_uptime(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let (status, body) = app.get("/api/messaging/sessions/health").await;
+    let (status, body) = app.get(paths::health()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
@@ -23,7 +23,7 @@ async fn health_reports_counts_and_uptime(kind: Kind) {
     app.session().await;
     app.session().await;
     app.clock.advance_ms(90_500);
-    let (_, body) = app.get("/api/messaging/sessions/health").await;
+    let (_, body) = app.get(paths::health()).await;
     assert_eq!(body["activeSessions"], 2);
     assert_eq!(body["uptime"], 90);
     assert_eq!(body["timestamp"], "2026-01-01T00:01:30.500Z");
@@ -33,7 +33,7 @@ async fn health_is_503_when_the_database_fails(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     app.execute_sql("DROP TABLE messages; DROP TABLE sessions")
         .await;
-    let (status, body) = app.get("/api/messaging/sessions/health").await;
+    let (status, body) = app.get(paths::health()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unhealthy");
 }

@@ -1,11 +1,11 @@
 use std::collections::HashSet;
 
 use futures::future::join_all;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, id_of, ms, read, Kind, TestApp, MINUTE, T0};
+use crate::helpers::{assert_error, id_of, ms, paths, Kind, TestApp, MINUTE, T0};
 
 backend_tests!(
     send_and_list_shapes,
@@ -34,7 +34,7 @@ async fn send_and_list_shapes(kind: Kind) {
     let agent = app.agent().await;
     let session = app.session_with(&agent, json!({})).await;
     let id = id_of(&session);
-    let path = format!("/api/messaging/sessions/{id}/messages");
+    let path = paths::messages(&id);
 
     app.clock.advance_minutes(1);
     let (status, sent) = app
@@ -102,16 +102,11 @@ async fn send_and_list_shapes(kind: Kind) {
     );
 
     // Reading is not activity; the session was renewed by the second message only.
-    let (_, s) = app.get(&format!("/api/messaging/sessions/{id}")).await;
+    let (_, s) = app.get(paths::session(&id)).await;
     assert_eq!(ms(&s["lastActivity"]), T0 + 2 * MINUTE);
     assert_eq!(s["renewalCount"], 2);
 
-    let (status, empty) = app
-        .get(&format!(
-            "/api/messaging/sessions/{}/messages",
-            app.session().await
-        ))
-        .await;
+    let (status, empty) = app.get(paths::messages(app.session().await)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         empty,
@@ -125,18 +120,18 @@ async fn default_and_maximum_limit(kind: Kind) {
     for i in 0..120 {
         app.message(&id, &format!("m{i}")).await;
     }
-    let path = format!("/api/messaging/sessions/{id}/messages");
+    let path = paths::messages(&id);
     let (_, page) = app.get(&path).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 50);
     assert_eq!(page["hasMore"], true);
     assert_eq!(page["messages"][0]["content"], "m119");
-    let (_, page) = app.get(&format!("{path}?limit=100")).await;
+    let (_, page) = app.get(path.query("limit=100")).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 100);
     assert_eq!(page["hasMore"], true);
-    let (_, page) = app.get(&format!("{path}?limit=1")).await;
+    let (_, page) = app.get(path.query("limit=1")).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
     for bad in ["limit=0", "limit=101", "limit=ten", "limit=-5", "limit=1.5"] {
-        let (status, body) = app.get(&format!("{path}?{bad}")).await;
+        let (status, body) = app.get(path.query(bad)).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert_eq!(body["details"]["field"], "limit");
     }
@@ -145,7 +140,7 @@ async fn default_and_maximum_limit(kind: Kind) {
 async fn both_cursor_forms(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}/messages");
+    let path = paths::messages(&id);
     let mut sent = Vec::new();
     for i in 0..4 {
         app.clock.set(T0 + i * MINUTE);
@@ -162,7 +157,7 @@ async fn both_cursor_forms(kind: Kind) {
         "2026-01-01T00:02:00.000Z".into(),
         "2026-01-01T00:02:00Z".into(),
     ] {
-        let (status, page) = app.get(&format!("{path}?before={before}")).await;
+        let (status, page) = app.get(path.query(format!("before={before}"))).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(
             ids(&page),
@@ -177,7 +172,7 @@ async fn both_cursor_forms(kind: Kind) {
         "2026-01-01T01:01:00+01:00".into(),
     ] {
         let (status, page) = app
-            .get(&format!("{path}?after={}", urlencode(&after)))
+            .get(path.query(format!("after={}", urlencode(&after))))
             .await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(
@@ -187,11 +182,11 @@ async fn both_cursor_forms(kind: Kind) {
         );
     }
     let (_, page) = app
-        .get(&format!("{path}?after={}&before={}", T0, T0 + 3 * MINUTE))
+        .get(path.query(format!("after={}&before={}", T0, T0 + 3 * MINUTE)))
         .await;
     assert_eq!(ids(&page), vec![sent[2].clone(), sent[1].clone()]);
     for bad in ["before=yesterday", "after=2026-13-01T00:00:00Z"] {
-        let (status, body) = app.get(&format!("{path}?{bad}")).await;
+        let (status, body) = app.get(path.query(bad)).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     }
 }
@@ -203,7 +198,7 @@ fn urlencode(s: &str) -> String {
 async fn paging_is_exact_with_ties_and_concurrent_senders(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}/messages");
+    let path = paths::messages(&id);
     let mut all = HashSet::new();
     // 100 messages in one millisecond (the clock stands still), one at a time...
     for i in 0..100 {
@@ -235,7 +230,7 @@ async fn paging_is_exact_with_ties_and_concurrent_senders(kind: Kind) {
     // Backwards from the newest page to the oldest.
     let mut walked = Vec::new();
     let mut stamps = Vec::new();
-    let mut url = format!("{path}?limit=30");
+    let mut url = path.query("limit=30");
     loop {
         let (status, page) = app.get(&url).await;
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -246,7 +241,7 @@ async fn paging_is_exact_with_ties_and_concurrent_senders(kind: Kind) {
         if page["hasMore"] == false {
             break;
         }
-        url = format!("{path}?limit=30&before={}", page["cursors"]["before"]);
+        url = path.query(format!("limit=30&before={}", page["cursors"]["before"]));
     }
     assert_eq!(walked.len(), 220, "no duplicate, no gap");
     assert_eq!(walked.iter().cloned().collect::<HashSet<_>>(), all);
@@ -257,7 +252,7 @@ async fn paging_is_exact_with_ties_and_concurrent_senders(kind: Kind) {
 
     // Forwards from before the oldest to the newest.
     let mut forward = Vec::new();
-    let mut url = format!("{path}?limit=30&after={}", T0 - 1);
+    let mut url = path.query(format!("limit=30&after={}", T0 - 1));
     loop {
         let (_, page) = app.get(&url).await;
         let mut chunk = ids(&page);
@@ -266,14 +261,14 @@ async fn paging_is_exact_with_ties_and_concurrent_senders(kind: Kind) {
         if page["hasMore"] == false {
             break;
         }
-        url = format!("{path}?limit=30&after={}", page["cursors"]["after"]);
+        url = path.query(format!("limit=30&after={}", page["cursors"]["after"]));
     }
     let mut backward = walked.clone();
     backward.reverse();
     assert_eq!(forward, backward, "the same order both ways");
 
     // The order is stable: the default page is the newest 30 of the walk.
-    let (_, page) = app.get(&format!("{path}?limit=30")).await;
+    let (_, page) = app.get(path.query("limit=30")).await;
     assert_eq!(ids(&page), walked[..30].to_vec());
 }
 
@@ -319,19 +314,15 @@ async fn a_message_renews_within_the_cap(kind: Kind) {
 
     app.clock.set(T0 + 40 * MINUTE);
     for (status, body) in [
-        app.post(
-            &format!("/api/messaging/sessions/{capped}/messages"),
-            json!({"content": "late"}),
-        )
-        .await,
-        app.get(&format!("/api/messaging/sessions/{capped}/messages"))
+        app.post(paths::messages(&capped), json!({"content": "late"}))
             .await,
+        app.get(paths::messages(&capped)).await,
     ] {
         assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     }
     let (status, body) = app
         .post(
-            &format!("/api/messaging/sessions/{}/messages", uuid::Uuid::new_v4()),
+            paths::messages(uuid::Uuid::new_v4()),
             json!({"content": "nobody"}),
         )
         .await;
@@ -343,7 +334,7 @@ async fn agents_reply_as_themselves(kind: Kind) {
     let agent = app.agent().await;
     let session = app.session_with(&agent, json!({})).await;
     let id = id_of(&session);
-    let path = format!("/api/messaging/sessions/{id}/messages");
+    let path = paths::messages(&id);
 
     let (status, reply) = app
         .post(
@@ -379,7 +370,7 @@ async fn agents_reply_as_themselves(kind: Kind) {
 async fn invalid_messages_are_rejected_and_not_stored(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}/messages");
+    let path = paths::messages(&id);
     let attachment = json!({"type": "file", "url": "https://example.com/f"});
     let cases = [
         (json!({}), "content"),
@@ -423,7 +414,7 @@ async fn invalid_messages_are_rejected_and_not_stored(kind: Kind) {
         assert_eq!(err["details"]["field"], field, "for {body}: {err}");
     }
     assert_eq!(app.stored_messages().await, 0);
-    let (_, s) = app.get(&format!("/api/messaging/sessions/{id}")).await;
+    let (_, s) = app.get(paths::session(&id)).await;
     assert_eq!(s["renewalCount"], 0, "a rejected message is not activity");
 
     // Limits are in characters, not bytes: 10,000 two-byte characters are fine.
@@ -441,23 +432,22 @@ async fn invalid_messages_are_rejected_and_not_stored(kind: Kind) {
     assert_eq!(app.stored_messages().await, 2);
 }
 
+/// POSTs `body` with an `Idempotency-Key`; returns the status, the body and whether the
+/// answer says it was replayed.
 async fn post_with_key(
     app: &TestApp,
-    path: &str,
+    path: impl AsRef<str>,
     key: &str,
     body: Value,
 ) -> (StatusCode, Value, bool) {
-    let resp = app
-        .client
-        .post(format!("{}{path}", app.address))
+    let reply = app
+        .call(Method::POST, path)
         .header("Idempotency-Key", key)
-        .json(&body)
+        .json(body)
         .send()
-        .await
-        .unwrap();
-    let replayed = resp.headers().get("idempotent-replayed").is_some();
-    let (status, body) = read(resp).await;
-    (status, body, replayed)
+        .await;
+    let replayed = reply.headers.contains_key("idempotent-replayed");
+    (reply.status, reply.body, replayed)
 }
 
 async fn idempotent_create_session_replays(kind: Kind) {
@@ -465,7 +455,7 @@ async fn idempotent_create_session_replays(kind: Kind) {
     let agent = app.agent().await;
     let user = uuid::Uuid::new_v4();
     let body = json!({"agentId": agent, "userId": user, "metadata": {"a": 1, "b": 2}});
-    let path = "/api/messaging/sessions";
+    let path = &paths::sessions();
 
     let (status, first, replayed) = post_with_key(&app, path, "create-1", body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
@@ -517,7 +507,7 @@ async fn idempotent_create_session_replays(kind: Kind) {
 async fn idempotent_send_replays(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}/messages");
+    let path = paths::messages(&id);
     let body = json!({"content": "only once"});
     let (status, first, _) = post_with_key(&app, &path, "msg-1", body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
@@ -536,13 +526,8 @@ async fn idempotent_send_replays(kind: Kind) {
 
     // The same key on another session is another request.
     let other = app.session().await;
-    let (status, _, replayed) = post_with_key(
-        &app,
-        &format!("/api/messaging/sessions/{other}/messages"),
-        "msg-1",
-        body.clone(),
-    )
-    .await;
+    let (status, _, replayed) =
+        post_with_key(&app, paths::messages(&other), "msg-1", body.clone()).await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(!replayed);
 
@@ -565,14 +550,10 @@ async fn messages_end_with_their_session(kind: Kind) {
         }
     }
     assert_eq!(app.stored_messages().await, 6);
-    let (status, _) = app
-        .delete(&format!("/api/messaging/sessions/{deleted}"))
-        .await;
+    let (status, _) = app.delete(paths::session(&deleted)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.stored_messages().await, 3);
-    let (status, body) = app
-        .get(&format!("/api/messaging/sessions/{deleted}/messages"))
-        .await;
+    let (status, body) = app.get(paths::messages(&deleted)).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
 
     app.clock.advance_minutes(30 + 24 * 60);

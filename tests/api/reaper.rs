@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, id_of, Kind, TestApp, MINUTE, T0};
+use crate::helpers::{assert_error, id_of, paths, Kind, TestApp, MINUTE, T0};
 
 backend_tests!(
     reaper_expires_once_then_purges_after_retention,
@@ -27,7 +27,7 @@ async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
     let ended = id_of(&app.session_with(&doomed_agent, json!({})).await);
 
     app.clock.advance_minutes(6);
-    let (status, _) = app.delete(&format!("/api/agents/{doomed_agent}")).await;
+    let (status, _) = app.delete(paths::agent(&doomed_agent)).await;
     assert_eq!(status, StatusCode::OK);
 
     let report = app.reap().await;
@@ -39,10 +39,10 @@ async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
         "expired exactly once"
     );
 
-    let (status, body) = app.get(&format!("/api/messaging/sessions/{short}")).await;
+    let (status, body) = app.get(paths::session(&short)).await;
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:05:00.000Z");
-    let (_, expired) = app.get("/api/messaging/sessions?status=expired").await;
+    let (_, expired) = app.get(paths::sessions().query("status=expired")).await;
     assert_eq!(expired["total"], 2, "the expired and the ended session");
 
     // Retention (24 h by default) counts from expiry: the short session goes first.
@@ -54,16 +54,16 @@ async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
         "the long one expired meanwhile"
     );
     assert_eq!(report.purged, 1);
-    let (status, body) = app.get(&format!("/api/messaging/sessions/{short}")).await;
+    let (status, body) = app.get(paths::session(&short)).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{ended}")).await;
+    let (status, _) = app.get(paths::session(&ended)).await;
     assert_eq!(status, StatusCode::GONE, "ended at 00:06, still retained");
 
     app.clock.set(T0 + 30 * MINUTE + 24 * HOUR);
     let report = app.reap().await;
     assert_eq!(report.purged, 2);
     for id in [&long, &ended] {
-        let (status, _) = app.get(&format!("/api/messaging/sessions/{id}")).await;
+        let (status, _) = app.get(paths::session(&id)).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     assert_eq!(app.session_count("all").await, 0);
@@ -87,7 +87,7 @@ async fn reaper_drains_due_sessions_in_batches(kind: Kind) {
     let report = app.reap().await;
     assert_eq!(report.expired.iter().cloned().collect::<HashSet<_>>(), ids);
     assert_eq!(report.expired.len(), 5);
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{live}")).await;
+    let (status, _) = app.get(paths::session(&live)).await;
     assert_eq!(status, StatusCode::OK);
 
     app.clock.set(T0 + 30 * MINUTE + HOUR);
@@ -132,19 +132,17 @@ async fn data_survives_a_restart(kind: Kind) {
         .await;
     let id = id_of(&created);
     app.clock.advance_minutes(5);
-    let (_, renewed) = app
-        .post_empty(&format!("/api/messaging/sessions/{id}/renew"))
-        .await;
+    let (_, renewed) = app.post_empty(paths::renew(&id)).await;
     let db = app.stop().await;
 
     let app = TestApp::spawn_on(db, |_| {}).await;
     app.clock.advance_minutes(5);
-    let (status, read) = app.get(&format!("/api/messaging/sessions/{id}")).await;
+    let (status, read) = app.get(paths::session(&id)).await;
     assert_eq!(status, StatusCode::OK, "{read}");
     assert_eq!(read["expiresAt"], renewed["expiresAt"]);
     assert_eq!(read["renewalCount"], 1);
     assert_eq!(read["metadata"], json!({"kept": true}));
-    let (status, agent_body) = app.get(&format!("/api/agents/{agent}")).await;
+    let (status, agent_body) = app.get(paths::agent(&agent)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(agent_body["timeoutConfig"], json!({"timeoutMinutes": 45}));
 }

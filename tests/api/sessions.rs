@@ -1,8 +1,8 @@
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, id_of, ms, Kind, TestApp, MINUTE, T0};
+use crate::helpers::{assert_error, id_of, ms, paths, Kind, Reply, TestApp, MINUTE, T0};
 
 backend_tests!(
     create_returns_the_full_session,
@@ -20,7 +20,7 @@ async fn create_returns_the_full_session(kind: Kind) {
     let user = uuid::Uuid::new_v4().to_string();
     let (status, body) = app
         .post(
-            "/api/messaging/sessions",
+            paths::sessions(),
             json!({
                 "agentId": agent,
                 "userId": user.to_uppercase(),
@@ -50,9 +50,7 @@ async fn create_returns_the_full_session(kind: Kind) {
     );
     assert!(body.get("debug").is_none());
 
-    let (status, read) = app
-        .get(&format!("/api/messaging/sessions/{}", id_of(&body)))
-        .await;
+    let (status, read) = app.get(paths::session(id_of(&body))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read, body, "a read returns what create returned");
 }
@@ -60,7 +58,7 @@ async fn create_returns_the_full_session(kind: Kind) {
 async fn get_returns_time_remaining_and_warning(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}");
+    let path = paths::session(&id);
 
     app.clock.advance_minutes(10);
     let (_, body) = app.get(&path).await;
@@ -76,11 +74,9 @@ async fn get_returns_time_remaining_and_warning(kind: Kind) {
     assert_eq!(body["timeRemaining"], 5 * MINUTE);
     assert_eq!(body["isNearExpiration"], true);
 
-    let (status, body) = app
-        .get(&format!("/api/messaging/sessions/{}", uuid::Uuid::new_v4()))
-        .await;
+    let (status, body) = app.get(paths::session(uuid::Uuid::new_v4())).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
-    let (status, body) = app.get("/api/messaging/sessions/not-a-uuid").await;
+    let (status, body) = app.get(paths::session("not-a-uuid")).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
 }
 
@@ -103,7 +99,7 @@ async fn list_filters_pages_and_counts(kind: Kind) {
     // Agent B's sessions expire after 5 minutes; A's live on.
     app.clock.advance_minutes(6);
 
-    let (status, page) = app.get("/api/messaging/sessions").await;
+    let (status, page) = app.get(paths::sessions()).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["total"], 3, "default status is active");
     assert_eq!(page["limit"], 50);
@@ -135,7 +131,7 @@ async fn list_filters_pages_and_counts(kind: Kind) {
     }
     assert_eq!(first["metadata"], json!({}), "summaries carry the metadata");
 
-    let (_, expired) = app.get("/api/messaging/sessions?status=expired").await;
+    let (_, expired) = app.get(paths::sessions().query("status=expired")).await;
     assert_eq!(expired["total"], 2);
     let expired_ids: Vec<_> = expired["sessions"]
         .as_array()
@@ -148,7 +144,7 @@ async fn list_filters_pages_and_counts(kind: Kind) {
     assert_eq!(expired["sessions"][0]["timeRemaining"], 0);
 
     let (_, by_user) = app
-        .get(&format!("/api/messaging/sessions?userId={user}&status=all"))
+        .get(paths::sessions().query(format!("userId={user}&status=all")))
         .await;
     assert_eq!(by_user["total"], 4);
     assert_eq!(
@@ -157,9 +153,7 @@ async fn list_filters_pages_and_counts(kind: Kind) {
     );
 
     let (_, by_agent) = app
-        .get(&format!(
-            "/api/messaging/sessions?agentId={agent_b}&status=all&limit=1&offset=1"
-        ))
+        .get(paths::sessions().query(format!("agentId={agent_b}&status=all&limit=1&offset=1")))
         .await;
     assert_eq!(by_agent["total"], 2);
     assert_eq!(by_agent["sessions"].as_array().unwrap().len(), 1);
@@ -174,17 +168,17 @@ async fn list_filters_pages_and_counts(kind: Kind) {
         "agentId=nope",
         "userId=1",
     ] {
-        let (status, body) = app.get(&format!("/api/messaging/sessions?{bad}")).await;
+        let (status, body) = app.get(paths::sessions().query(bad)).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     }
-    let (_, max) = app.get("/api/messaging/sessions?limit=100").await;
+    let (_, max) = app.get(paths::sessions().query("limit=100")).await;
     assert_eq!(max["limit"], 100);
 }
 
 async fn delete_removes_the_session(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}");
+    let path = paths::session(&id);
 
     let (status, body) = app.delete(&path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -201,13 +195,11 @@ async fn delete_removes_the_session(kind: Kind) {
     // An expired session can be deleted too.
     let expired = app.session().await;
     app.clock.advance_minutes(31);
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{expired}")).await;
+    let (status, _) = app.get(paths::session(&expired)).await;
     assert_eq!(status, StatusCode::GONE);
-    let (status, _) = app
-        .delete(&format!("/api/messaging/sessions/{expired}"))
-        .await;
+    let (status, _) = app.delete(paths::session(&expired)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{expired}")).await;
+    let (status, _) = app.get(paths::session(&expired)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(app.session_count("all").await, 0);
 }
@@ -217,19 +209,16 @@ async fn debug_header_shows_provenance(kind: Kind) {
     let agent = app
         .agent_with(json!({"timeoutMinutes": 45, "autoRenew": false}))
         .await;
-    let resp = app
-        .client
-        .post(format!("{}/api/messaging/sessions", app.address))
+    let Reply { status, body, .. } = app
+        .call(Method::POST, paths::sessions())
         .header("X-Debug", "true")
-        .json(&json!({
+        .json(json!({
             "agentId": agent,
             "userId": uuid::Uuid::new_v4(),
             "timeoutConfig": {"autoRenew": true}
         }))
         .send()
-        .await
-        .unwrap();
-    let (status, body) = crate::helpers::read(resp).await;
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         body["timeoutConfig"],
@@ -243,20 +232,15 @@ async fn debug_header_shows_provenance(kind: Kind) {
     // PATCH makes the patched field session-sourced; GET shows it with the header.
     let id = id_of(&body);
     let (status, _) = app
-        .patch(
-            &format!("/api/messaging/sessions/{id}/timeout"),
-            json!({"maxDurationMinutes": 60}),
-        )
+        .patch(paths::timeout(&id), json!({"maxDurationMinutes": 60}))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let resp = app
-        .client
-        .get(format!("{}/api/messaging/sessions/{id}", app.address))
+    let body = app
+        .call(Method::GET, paths::session(&id))
         .header("X-Debug", "true")
         .send()
         .await
-        .unwrap();
-    let (_, body) = crate::helpers::read(resp).await;
+        .body;
     assert_eq!(
         body["debug"]["timeoutConfigSources"]["maxDurationMinutes"],
         "session"
@@ -271,9 +255,7 @@ async fn renew_and_heartbeat_return_the_session(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
     app.clock.advance_minutes(10);
-    let (status, renewed) = app
-        .post_empty(&format!("/api/messaging/sessions/{id}/renew"))
-        .await;
+    let (status, renewed) = app.post_empty(paths::renew(&id)).await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     assert_eq!(renewed["sessionId"], id);
     assert_eq!(renewed["renewalCount"], 1);
@@ -282,21 +264,14 @@ async fn renew_and_heartbeat_return_the_session(kind: Kind) {
     assert_eq!(renewed["timeRemaining"], 30 * MINUTE);
 
     app.clock.advance_minutes(5);
-    let (status, beat) = app
-        .post_empty(&format!("/api/messaging/sessions/{id}/heartbeat"))
-        .await;
+    let (status, beat) = app.post_empty(paths::heartbeat(&id)).await;
     assert_eq!(status, StatusCode::OK, "{beat}");
     assert_eq!(beat["renewalCount"], 2);
     assert_eq!(ms(&beat["expiresAt"]), T0 + 45 * MINUTE);
     assert_eq!(ms(&beat["lastActivity"]), T0 + 15 * MINUTE);
 
-    for action in ["renew", "heartbeat"] {
-        let (status, body) = app
-            .post_empty(&format!(
-                "/api/messaging/sessions/{}/{action}",
-                uuid::Uuid::new_v4()
-            ))
-            .await;
+    for action in [paths::renew, paths::heartbeat] {
+        let (status, body) = app.post_empty(action(uuid::Uuid::new_v4())).await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
     }
 }
@@ -305,13 +280,7 @@ async fn unknown_routes_and_methods_answer_json(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let (status, body) = app.get("/api/nothing-here").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
-    let (status, body) = app
-        .request(
-            reqwest::Method::PUT,
-            "/api/messaging/sessions",
-            Some(json!({})),
-        )
-        .await;
+    let (status, body) = app.put(paths::sessions(), json!({})).await;
     assert_error(
         status,
         &body,

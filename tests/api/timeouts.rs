@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, id_of, ms, Kind, TestApp, MINUTE, T0};
+use crate::helpers::{assert_error, id_of, ms, paths, Kind, TestApp, MINUTE, T0};
 
 backend_tests!(
     an_expired_session_answers_410_everywhere,
@@ -18,7 +18,7 @@ backend_tests!(
 async fn an_expired_session_answers_410_everywhere(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}");
+    let path = paths::session(&id);
 
     app.clock.advance_ms(30 * MINUTE - 1);
     let (status, body) = app.get(&path).await;
@@ -30,9 +30,9 @@ async fn an_expired_session_answers_410_everywhere(kind: Kind) {
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:30:00.000Z");
     for (status, body) in [
-        app.post_empty(&format!("{path}/renew")).await,
-        app.post_empty(&format!("{path}/heartbeat")).await,
-        app.patch(&format!("{path}/timeout"), json!({"timeoutMinutes": 60}))
+        app.post_empty(paths::renew(&id)).await,
+        app.post_empty(paths::heartbeat(&id)).await,
+        app.patch(paths::timeout(&id), json!({"timeoutMinutes": 60}))
             .await,
     ] {
         assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
@@ -41,7 +41,7 @@ async fn an_expired_session_answers_410_everywhere(kind: Kind) {
     // Counted as expired before any reaper pass.
     assert_eq!(app.session_count("active").await, 0);
     assert_eq!(app.session_count("expired").await, 1);
-    let (_, health) = app.get("/api/messaging/sessions/health").await;
+    let (_, health) = app.get(paths::health()).await;
     assert_eq!(health["activeSessions"], 0);
     assert_eq!(health["invalidSessions"], 1);
 }
@@ -56,15 +56,11 @@ async fn heartbeat_renews_only_with_auto_renew(kind: Kind) {
     );
 
     app.clock.advance_minutes(20);
-    let (_, body) = app
-        .post_empty(&format!("/api/messaging/sessions/{renewing}/heartbeat"))
-        .await;
+    let (_, body) = app.post_empty(paths::heartbeat(&renewing)).await;
     assert_eq!(ms(&body["expiresAt"]), T0 + 50 * MINUTE);
     assert_eq!(body["renewalCount"], 1);
 
-    let (status, body) = app
-        .post_empty(&format!("/api/messaging/sessions/{fixed}/heartbeat"))
-        .await;
+    let (status, body) = app.post_empty(paths::heartbeat(&fixed)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ms(&body["expiresAt"]), T0 + 30 * MINUTE, "no auto-renew");
     assert_eq!(
@@ -75,21 +71,15 @@ async fn heartbeat_renews_only_with_auto_renew(kind: Kind) {
     assert_eq!(body["renewalCount"], 0);
 
     // An explicit renew still works without auto-renew.
-    let (status, body) = app
-        .post_empty(&format!("/api/messaging/sessions/{fixed}/renew"))
-        .await;
+    let (status, body) = app.post_empty(paths::renew(&fixed)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ms(&body["expiresAt"]), T0 + 50 * MINUTE);
 
     app.clock.advance_minutes(29);
-    let (status, _) = app
-        .get(&format!("/api/messaging/sessions/{renewing}"))
-        .await;
+    let (status, _) = app.get(paths::session(&renewing)).await;
     assert_eq!(status, StatusCode::OK, "renewed by the heartbeat");
     app.clock.advance_minutes(1);
-    let (status, _) = app
-        .get(&format!("/api/messaging/sessions/{renewing}"))
-        .await;
+    let (status, _) = app.get(paths::session(&renewing)).await;
     assert_eq!(status, StatusCode::GONE);
 }
 
@@ -100,14 +90,14 @@ async fn max_duration_caps_renewal(kind: Kind) {
         &app.session_with(&agent, json!({"timeoutConfig": {"maxDurationMinutes": 60}}))
             .await,
     );
-    let path = format!("/api/messaging/sessions/{id}");
+    let path = paths::session(&id);
 
     app.clock.advance_minutes(20);
-    let (_, body) = app.post_empty(&format!("{path}/renew")).await;
+    let (_, body) = app.post_empty(paths::renew(&id)).await;
     assert_eq!(ms(&body["expiresAt"]), T0 + 50 * MINUTE);
 
     app.clock.advance_minutes(20);
-    let (status, body) = app.post_empty(&format!("{path}/renew")).await;
+    let (status, body) = app.post_empty(paths::renew(&id)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         ms(&body["expiresAt"]),
@@ -117,14 +107,14 @@ async fn max_duration_caps_renewal(kind: Kind) {
     assert_eq!(body["renewalCount"], 2);
 
     app.clock.advance_minutes(5);
-    let (status, body) = app.post_empty(&format!("{path}/renew")).await;
+    let (status, body) = app.post_empty(paths::renew(&id)).await;
     assert_error(
         status,
         &body,
         StatusCode::UNPROCESSABLE_ENTITY,
         "SESSION_RENEWAL_FAILED",
     );
-    let (status, body) = app.post_empty(&format!("{path}/heartbeat")).await;
+    let (status, body) = app.post_empty(paths::heartbeat(&id)).await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -148,20 +138,20 @@ async fn warning_threshold_sets_is_near_expiration(kind: Kind) {
         )
         .await,
     );
-    let path = format!("/api/messaging/sessions/{id}");
+    let path = paths::session(&id);
     app.clock.advance_ms(20 * MINUTE - 1);
     let (_, body) = app.get(&path).await;
     assert_eq!(body["isNearExpiration"], false);
-    let (_, health) = app.get("/api/messaging/sessions/health").await;
+    let (_, health) = app.get(paths::health()).await;
     assert_eq!(health["expiringSoon"], 0);
 
     app.clock.advance_ms(1);
     let (_, body) = app.get(&path).await;
     assert_eq!(body["isNearExpiration"], true);
     assert_eq!(body["timeRemaining"], 10 * MINUTE);
-    let (_, health) = app.get("/api/messaging/sessions/health").await;
+    let (_, health) = app.get(paths::health()).await;
     assert_eq!(health["expiringSoon"], 1);
-    let (_, list) = app.get("/api/messaging/sessions").await;
+    let (_, list) = app.get(paths::sessions()).await;
     assert_eq!(list["sessions"][0]["isNearExpiration"], true);
 }
 
@@ -198,14 +188,12 @@ async fn hierarchy_merges_global_agent_and_session(kind: Kind) {
     let existing = id_of(&app.session_with(&agent, json!({})).await);
     let (status, _) = app
         .put(
-            &format!("/api/agents/{agent}"),
+            paths::agent(&agent),
             json!({"timeoutConfig": {"timeoutMinutes": 90}}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, old) = app
-        .get(&format!("/api/messaging/sessions/{existing}"))
-        .await;
+    let (_, old) = app.get(paths::session(&existing)).await;
     assert_eq!(old["timeoutConfig"]["timeoutMinutes"], 20);
     assert_eq!(old["timeoutConfig"]["maxDurationMinutes"], 100);
     let new = app.session_with(&agent, json!({})).await;
@@ -218,7 +206,7 @@ async fn hierarchy_merges_global_agent_and_session(kind: Kind) {
 async fn patch_recomputes_expiry_from_now(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}/timeout");
+    let path = paths::timeout(&id);
 
     app.clock.advance_minutes(10);
     let (status, body) = app.patch(&path, json!({"timeoutMinutes": 60})).await;

@@ -1,8 +1,8 @@
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, read, Kind, TestApp};
+use crate::helpers::{assert_error, paths, Kind, Reply, TestApp};
 
 backend_tests!(
     create_rejects_bad_fields_and_writes_nothing,
@@ -73,7 +73,7 @@ async fn create_rejects_bad_fields_and_writes_nothing(kind: Kind) {
         ),
     ];
     for (body, field) in cases {
-        let (status, err) = app.post("/api/messaging/sessions", body.clone()).await;
+        let (status, err) = app.post(paths::sessions(), body.clone()).await;
         assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert_eq!(err["details"]["field"], field, "for {body}: {err}");
     }
@@ -82,7 +82,7 @@ async fn create_rejects_bad_fields_and_writes_nothing(kind: Kind) {
         "metadata": nested(5),
         "timeoutConfig": {"timeoutMinutes": 1440, "maxDurationMinutes": 4320, "warningThresholdMinutes": 60}
     }));
-    let (status, body) = app.post("/api/messaging/sessions", ok).await;
+    let (status, body) = app.post(paths::sessions(), ok).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         app.session_count("all").await,
@@ -93,28 +93,19 @@ async fn create_rejects_bad_fields_and_writes_nothing(kind: Kind) {
 
 async fn bodies_must_be_json_and_small(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let url = format!("{}/api/messaging/sessions", app.address);
 
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"agentId\": ")
+    let Reply { status, body, .. } = app
+        .call(Method::POST, paths::sessions())
+        .body("application/json", "{\"agentId\": ")
         .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
 
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body("{}")
+    let Reply { status, body, .. } = app
+        .call(Method::POST, paths::sessions())
+        .body("text/plain", "{}")
         .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+        .await;
     assert_error(
         status,
         &body,
@@ -122,27 +113,19 @@ async fn bodies_must_be_json_and_small(kind: Kind) {
         "VALIDATION_ERROR",
     );
 
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("[1, 2]")
+    let Reply { status, body, .. } = app
+        .call(Method::POST, paths::sessions())
+        .body("application/json", "[1, 2]")
         .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
 
     let huge = format!("{{\"metadata\": \"{}\"}}", "x".repeat(300 * 1024));
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(huge)
+    let Reply { status, body, .. } = app
+        .call(Method::POST, paths::sessions())
+        .body("application/json", huge)
         .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+        .await;
     assert_error(
         status,
         &body,
@@ -156,7 +139,7 @@ async fn bodies_must_be_json_and_small(kind: Kind) {
 async fn patch_rejects_bad_config_and_changes_nothing(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}");
+    let path = paths::session(&id);
     let (_, before) = app.get(&path).await;
     for (body, field) in [
         (json!({"timeoutMinutes": 2}), "timeoutMinutes"),
@@ -168,7 +151,7 @@ async fn patch_rejects_bad_config_and_changes_nothing(kind: Kind) {
         (json!({"autoRenew": 1}), "autoRenew"),
         (json!({"timeoutMinutez": 10}), "timeoutMinutez"),
     ] {
-        let (status, err) = app.patch(&format!("{path}/timeout"), body.clone()).await;
+        let (status, err) = app.patch(paths::timeout(&id), body.clone()).await;
         assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert_eq!(err["details"]["field"], field, "for {body}: {err}");
     }
