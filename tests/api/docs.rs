@@ -3,9 +3,13 @@ use reqwest::{Method, StatusCode};
 use crate::backend_tests;
 use crate::helpers::{Kind, TestApp};
 
-backend_tests!(openapi_and_docs_are_served);
+backend_tests!(
+    openapi_json_is_the_document,
+    docs_page_is_served,
+    swagger_ui_assets_are_served,
+);
 
-async fn openapi_and_docs_are_served(kind: Kind) {
+async fn openapi_json_is_the_document(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let (status, doc) = app.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
@@ -13,10 +17,17 @@ async fn openapi_and_docs_are_served(kind: Kind) {
         doc,
         serde_json::to_value(agent_sessions::openapi::document()).unwrap()
     );
+}
 
+async fn docs_page_is_served(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
     let page = app.call(Method::GET, "/docs").allow_non_json().send().await;
     assert_eq!(page.status, StatusCode::OK, "/docs redirects to the page");
     assert!(page.text.contains("swagger-ui"), "{}", page.text);
+}
+
+async fn swagger_ui_assets_are_served(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
     for asset in [
         "swagger-ui-bundle.js",
         "swagger-ui.css",

@@ -5,11 +5,12 @@ use crate::backend_tests;
 use crate::helpers::{paths, Kind, TestApp};
 
 backend_tests!(
-    health_reports_counts_and_uptime,
-    health_is_503_when_the_database_fails
+    health_of_a_fresh_service,
+    health_counts_active_sessions_and_uptime,
+    health_is_503_when_the_database_fails,
 );
 
-async fn health_reports_counts_and_uptime(kind: Kind) {
+async fn health_of_a_fresh_service(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let (status, body) = app.get(paths::health()).await;
     assert_eq!(status, StatusCode::OK);
@@ -20,6 +21,10 @@ async fn health_reports_counts_and_uptime(kind: Kind) {
             "expiringSoon": 0, "invalidSessions": 0, "uptime": 0
         })
     );
+}
+
+async fn health_counts_active_sessions_and_uptime(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
     app.session().await;
     app.session().await;
     app.clock.advance_ms(90_500);
