@@ -9,7 +9,8 @@ use crate::backend_tests;
 use crate::helpers::{assert_error, id_of, paths, Kind, TestApp, MINUTE, T0};
 
 backend_tests!(
-    reaper_expires_once_then_purges_after_retention,
+    reaper_expires_each_due_session_once,
+    reaper_purges_after_retention_counted_from_expiry,
     reaper_drains_due_sessions_in_batches,
     two_instances_expire_each_session_exactly_once,
     data_survives_a_restart,
@@ -18,17 +19,32 @@ backend_tests!(
 
 const HOUR: i64 = 60 * MINUTE;
 
-async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
-    let app = TestApp::spawn(kind).await;
-    let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
-    let short = id_of(&app.session_with(&short_agent, json!({})).await);
-    let long = app.session().await;
-    let doomed_agent = app.agent().await;
-    let ended = id_of(&app.session_with(&doomed_agent, json!({})).await);
+/// Three sessions, the clock at 00:06: `short` (a 5-minute timeout) timed out at 00:05, `long`
+/// (30 minutes) is active, and `ended` was ended at 00:06 by deleting its agent.
+struct ThreeSessions {
+    short: String,
+    long: String,
+    ended: String,
+}
 
-    app.clock.advance_minutes(6);
-    let (status, _) = app.delete(paths::agent(&doomed_agent)).await;
-    assert_eq!(status, StatusCode::OK);
+impl ThreeSessions {
+    async fn create(app: &TestApp) -> ThreeSessions {
+        let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
+        let short = id_of(&app.session_with(&short_agent, json!({})).await);
+        let long = app.session().await;
+        let doomed_agent = app.agent().await;
+        let ended = id_of(&app.session_with(&doomed_agent, json!({})).await);
+
+        app.clock.advance_minutes(6);
+        let (status, _) = app.delete(paths::agent(&doomed_agent)).await;
+        assert_eq!(status, StatusCode::OK);
+        ThreeSessions { short, long, ended }
+    }
+}
+
+async fn reaper_expires_each_due_session_once(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let ThreeSessions { short, .. } = ThreeSessions::create(&app).await;
 
     let report = app.reap().await;
     assert_eq!(report.expired, vec![short.clone()]);
@@ -44,6 +60,13 @@ async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:05:00.000Z");
     let (_, expired) = app.get(paths::sessions().query("status=expired")).await;
     assert_eq!(expired["total"], 2, "the expired and the ended session");
+}
+
+async fn reaper_purges_after_retention_counted_from_expiry(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let ThreeSessions { short, long, ended } = ThreeSessions::create(&app).await;
+    let report = app.reap().await;
+    assert_eq!(report.expired, vec![short.clone()]);
 
     // Retention (24 h by default) counts from expiry: the short session goes first.
     app.clock.set(T0 + 5 * MINUTE + 24 * HOUR);
@@ -63,7 +86,7 @@ async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
     let report = app.reap().await;
     assert_eq!(report.purged, 2);
     for id in [&long, &ended] {
-        let (status, _) = app.get(paths::session(&id)).await;
+        let (status, _) = app.get(paths::session(id)).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     assert_eq!(app.session_count("all").await, 0);
