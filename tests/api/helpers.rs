@@ -232,6 +232,7 @@ impl TestApp {
         }
     }
 
+    /// GET; the status and JSON body (`Null` if empty). Like `post`, `put`, `patch`, `delete`.
     pub async fn get(&self, path: impl AsRef<str>) -> (StatusCode, Value) {
         self.call(Method::GET, path).send().await.status_and_body()
     }
@@ -285,6 +286,7 @@ impl TestApp {
         id
     }
 
+    /// Registers an agent without timeout overrides and returns its id.
     pub async fn agent(&self) -> String {
         self.agent_with(json!({})).await
     }
@@ -306,6 +308,7 @@ impl TestApp {
         id_of(&self.session_with(&agent, json!({})).await)
     }
 
+    /// How many sessions the list counts for `status` (`active`, `expired` or `all`).
     pub async fn session_count(&self, status: &str) -> i64 {
         let (code, body) = self
             .get(paths::sessions().query(format!("status={status}")))
@@ -316,12 +319,14 @@ impl TestApp {
 }
 
 /// A request being built by [`TestApp::call`].
+#[must_use = "a request does nothing until it is sent"]
 pub struct Call {
     request: reqwest::RequestBuilder,
     allow_non_json: bool,
 }
 
 impl Call {
+    /// Adds a request header, e.g. `X-Debug` or `Idempotency-Key`.
     pub fn header(mut self, name: &str, value: &str) -> Call {
         self.request = self.request.header(name, value);
         self
@@ -349,6 +354,7 @@ impl Call {
         self
     }
 
+    /// Sends the request and reads the whole answer.
     pub async fn send(self) -> Reply {
         let resp = self.request.send().await.expect("request sent");
         let status = resp.status();
@@ -379,7 +385,7 @@ impl Call {
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    /// The parsed JSON body; `Null` when the body is empty or (allowed) not JSON.
+    /// The parsed JSON body; `Null` when the body is empty, or is not JSON and that was allowed.
     pub body: Value,
     /// The body as received.
     pub text: String,
@@ -391,6 +397,7 @@ impl Reply {
     }
 }
 
+/// The `sessionId` of a session body.
 pub fn id_of(session: &Value) -> String {
     session["sessionId"].as_str().expect("sessionId").to_owned()
 }
@@ -427,6 +434,7 @@ pub mod paths {
             ApiPath(format!("{}?{query}", self.0))
         }
 
+        /// The path one segment deeper.
         fn join(self, segment: &str) -> ApiPath {
             ApiPath(format!("{}/{segment}", self.0))
         }
@@ -458,10 +466,12 @@ pub mod paths {
         session(id).join("messages")
     }
 
+    /// Renews a session (POST).
     pub fn renew(id: impl Display) -> ApiPath {
         session(id).join("renew")
     }
 
+    /// A session's heartbeat (POST).
     pub fn heartbeat(id: impl Display) -> ApiPath {
         session(id).join("heartbeat")
     }
