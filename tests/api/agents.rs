@@ -2,25 +2,31 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, id_of, Kind, TestApp};
+use crate::helpers::{assert_error, id_of, paths, Kind, TestApp};
 
 backend_tests!(
-    put_creates_then_replaces,
-    get_and_list_agents,
+    put_creates_an_agent,
+    put_replaces_an_existing_agent,
+    list_agents_pages_oldest_first,
+    list_agents_rejects_a_bad_limit,
+    get_unknown_agent_is_404,
     deleting_an_agent_ends_its_sessions,
+    a_deleted_agent_is_gone,
+    deleting_an_agent_spares_other_agents_sessions,
+    a_timed_out_session_keeps_its_expiry_when_its_agent_is_deleted,
     sessions_need_a_registered_agent,
+    put_malformed_agent_id_is_400,
     invalid_agent_input_is_rejected_and_nothing_is_written,
     concurrent_first_puts_create_one_agent,
 );
 
-async fn put_creates_then_replaces(kind: Kind) {
+async fn put_creates_an_agent(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = uuid::Uuid::new_v4().to_string();
-    let path = format!("/api/agents/{id}");
 
     let (status, created) = app
         .put(
-            &path,
+            paths::agent(&id),
             json!({"name": "Helper", "timeoutConfig": {"timeoutMinutes": 60}}),
         )
         .await;
@@ -33,6 +39,18 @@ async fn put_creates_then_replaces(kind: Kind) {
         json!({"timeoutMinutes": 60, "autoRenew": true, "maxDurationMinutes": 720, "warningThresholdMinutes": 5})
     );
     assert_eq!(created["createdAt"], "2026-01-01T00:00:00.000Z");
+}
+
+async fn put_replaces_an_existing_agent(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let path = paths::agent(uuid::Uuid::new_v4());
+    let (status, _) = app
+        .put(
+            &path,
+            json!({"name": "Helper", "timeoutConfig": {"timeoutMinutes": 60}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
 
     app.clock.advance_minutes(1);
     let (status, replaced) = app
@@ -49,14 +67,14 @@ async fn put_creates_then_replaces(kind: Kind) {
     assert_eq!(read, replaced);
 }
 
-async fn get_and_list_agents(kind: Kind) {
+async fn list_agents_pages_oldest_first(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(app.agent().await);
         app.clock.advance_ms(1);
     }
-    let (status, page) = app.get("/api/agents?limit=2&offset=1").await;
+    let (status, page) = app.get(paths::agents().query("limit=2&offset=1")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["total"], 3);
     assert_eq!(page["limit"], 2);
@@ -68,55 +86,78 @@ async fn get_and_list_agents(kind: Kind) {
         .map(|a| a["agentId"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(listed, ids[1..].to_vec());
+}
 
-    let (status, body) = app
-        .get(&format!("/api/agents/{}", uuid::Uuid::new_v4()))
-        .await;
-    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
-    let (status, body) = app.get("/api/agents?limit=0").await;
+async fn list_agents_rejects_a_bad_limit(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let (status, body) = app.get(paths::agents().query("limit=0")).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+async fn get_unknown_agent_is_404(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let (status, body) = app.get(paths::agent(uuid::Uuid::new_v4())).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
 }
 
 async fn deleting_an_agent_ends_its_sessions(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let agent = app.agent().await;
-    let other = app.session().await;
     let session = id_of(&app.session_with(&agent, json!({})).await);
 
     app.clock.advance_minutes(1);
-    let (status, body) = app.delete(&format!("/api/agents/{agent}")).await;
+    let (status, body) = app.delete(paths::agent(&agent)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], true);
 
-    let (status, body) = app.get(&format!("/api/agents/{agent}")).await;
-    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
-    let (status, body) = app.get(&format!("/api/messaging/sessions/{session}")).await;
+    let (status, body) = app.get(paths::session(&session)).await;
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:01:00.000Z");
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{other}")).await;
-    assert_eq!(status, StatusCode::OK, "other agents' sessions live on");
+}
 
-    // A session that had already timed out keeps its own expiry time.
-    let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
-    let timed_out = id_of(&app.session_with(&short_agent, json!({})).await);
-    app.clock.advance_minutes(6);
-    let (status, _) = app.delete(&format!("/api/agents/{short_agent}")).await;
+async fn a_deleted_agent_is_gone(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let (status, _) = app.delete(paths::agent(&agent)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app
-        .get(&format!("/api/messaging/sessions/{timed_out}"))
-        .await;
+
+    let (status, body) = app.get(paths::agent(&agent)).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
+    let (status, body) = app.delete(paths::agent(&agent)).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
+}
+
+async fn deleting_an_agent_spares_other_agents_sessions(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let other = app.session().await;
+
+    let (status, _) = app.delete(paths::agent(&agent)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get(paths::session(&other)).await;
+    assert_eq!(status, StatusCode::OK, "other agents' sessions live on");
+}
+
+async fn a_timed_out_session_keeps_its_expiry_when_its_agent_is_deleted(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
+    app.clock.advance_minutes(1);
+    let timed_out = id_of(&app.session_with(&short_agent, json!({})).await);
+
+    // The session timed out at 00:06; its agent goes at 00:07.
+    app.clock.advance_minutes(6);
+    let (status, _) = app.delete(paths::agent(&short_agent)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.get(paths::session(&timed_out)).await;
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:06:00.000Z");
-
-    let (status, body) = app.delete(&format!("/api/agents/{agent}")).await;
-    assert_error(status, &body, StatusCode::NOT_FOUND, "AGENT_NOT_FOUND");
 }
 
 async fn sessions_need_a_registered_agent(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let (status, body) = app
         .post(
-            "/api/messaging/sessions",
+            paths::sessions(),
             json!({"agentId": uuid::Uuid::new_v4(), "userId": uuid::Uuid::new_v4()}),
         )
         .await;
@@ -124,12 +165,17 @@ async fn sessions_need_a_registered_agent(kind: Kind) {
     assert_eq!(app.session_count("all").await, 0);
 }
 
-async fn invalid_agent_input_is_rejected_and_nothing_is_written(kind: Kind) {
+async fn put_malformed_agent_id_is_400(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let (status, body) = app.put("/api/agents/not-a-uuid", json!({})).await;
+    let (status, body) = app.put(paths::agent("not-a-uuid"), json!({})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     assert_eq!(body["details"]["field"], "agentId");
+    let (_, page) = app.get(paths::agents()).await;
+    assert_eq!(page["total"], 0);
+}
 
+async fn invalid_agent_input_is_rejected_and_nothing_is_written(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
     let id = uuid::Uuid::new_v4();
     for (bad, field) in [
         (
@@ -150,17 +196,17 @@ async fn invalid_agent_input_is_rejected_and_nothing_is_written(kind: Kind) {
         ),
         (json!({"name": "x".repeat(201)}), "name"),
     ] {
-        let (status, body) = app.put(&format!("/api/agents/{id}"), bad).await;
+        let (status, body) = app.put(paths::agent(id), bad).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert_eq!(body["details"]["field"], field, "{body}");
     }
-    let (_, page) = app.get("/api/agents").await;
+    let (_, page) = app.get(paths::agents()).await;
     assert_eq!(page["total"], 0);
 }
 
 async fn concurrent_first_puts_create_one_agent(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let path = format!("/api/agents/{}", uuid::Uuid::new_v4());
+    let path = paths::agent(uuid::Uuid::new_v4());
     let puts = (0..8).map(|i| app.put(&path, json!({ "name": format!("racer {i}") })));
     let statuses: Vec<StatusCode> = futures::future::join_all(puts)
         .await
@@ -175,6 +221,6 @@ async fn concurrent_first_puts_create_one_agent(kind: Kind) {
         .filter(|s| **s == StatusCode::CREATED)
         .count();
     assert_eq!(created, 1, "{statuses:?}");
-    let (_, page) = app.get("/api/agents").await;
+    let (_, page) = app.get(paths::agents()).await;
     assert_eq!(page["total"], 1);
 }

@@ -2,16 +2,17 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{Kind, TestApp};
+use crate::helpers::{paths, Kind, TestApp};
 
 backend_tests!(
-    health_reports_counts_and_uptime,
-    health_is_503_when_the_database_fails
+    health_of_a_fresh_service,
+    health_counts_active_sessions_and_uptime,
+    health_is_503_when_the_database_fails,
 );
 
-async fn health_reports_counts_and_uptime(kind: Kind) {
+async fn health_of_a_fresh_service(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let (status, body) = app.get("/api/messaging/sessions/health").await;
+    let (status, body) = app.get(paths::health()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
@@ -20,10 +21,14 @@ async fn health_reports_counts_and_uptime(kind: Kind) {
             "expiringSoon": 0, "invalidSessions": 0, "uptime": 0
         })
     );
+}
+
+async fn health_counts_active_sessions_and_uptime(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
     app.session().await;
     app.session().await;
     app.clock.advance_ms(90_500);
-    let (_, body) = app.get("/api/messaging/sessions/health").await;
+    let (_, body) = app.get(paths::health()).await;
     assert_eq!(body["activeSessions"], 2);
     assert_eq!(body["uptime"], 90);
     assert_eq!(body["timestamp"], "2026-01-01T00:01:30.500Z");
@@ -33,7 +38,7 @@ async fn health_is_503_when_the_database_fails(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     app.execute_sql("DROP TABLE messages; DROP TABLE sessions")
         .await;
-    let (status, body) = app.get("/api/messaging/sessions/health").await;
+    let (status, body) = app.get(paths::health()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unhealthy");
 }

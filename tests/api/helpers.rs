@@ -9,6 +9,7 @@ use agent_sessions::reaper::{ReapReport, Reaper};
 use agent_sessions::Application;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -128,8 +129,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
 }
 
 pub struct TestApp {
-    pub address: String,
-    pub client: reqwest::Client,
+    address: String,
+    client: reqwest::Client,
     pub clock: ManualClock,
     pub reaper: Reaper,
     pub pool: DbPool,
@@ -216,52 +217,60 @@ impl TestApp {
     /// Sends a message as the session's user; returns the 201 body.
     pub async fn message(&self, session_id: &str, content: &str) -> Value {
         let (status, body) = self
-            .post(
-                &format!("/api/messaging/sessions/{session_id}/messages"),
-                json!({ "content": content }),
-            )
+            .post(paths::messages(session_id), json!({ "content": content }))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
 
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.address, path));
-        if let Some(body) = body {
-            req = req.json(&body);
+    /// Starts a request to `path`; add headers or a body, then `.send()` it.
+    pub fn call(&self, method: Method, path: impl AsRef<str>) -> Call {
+        let url = format!("{}{}", self.address, path.as_ref());
+        Call {
+            request: self.client.request(method, url),
+            allow_non_json: false,
         }
-        read(req.send().await.expect("request sent")).await
     }
 
-    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.request(Method::GET, path, None).await
+    /// GET; the status and JSON body (`Null` if empty). Like `post`, `put`, `patch`, `delete`.
+    pub async fn get(&self, path: impl AsRef<str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path).send().await.status_and_body()
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.request(Method::POST, path, Some(body)).await
+    pub async fn post(&self, path: impl AsRef<str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .status_and_body()
     }
 
-    pub async fn post_empty(&self, path: &str) -> (StatusCode, Value) {
-        self.request(Method::POST, path, None).await
+    /// A POST without a body (renew, heartbeat).
+    pub async fn post_empty(&self, path: impl AsRef<str>) -> (StatusCode, Value) {
+        self.call(Method::POST, path).send().await.status_and_body()
     }
 
-    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.request(Method::PATCH, path, Some(body)).await
+    pub async fn patch(&self, path: impl AsRef<str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path)
+            .json(body)
+            .send()
+            .await
+            .status_and_body()
     }
 
-    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.request(Method::PUT, path, Some(body)).await
+    pub async fn put(&self, path: impl AsRef<str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path)
+            .json(body)
+            .send()
+            .await
+            .status_and_body()
     }
 
-    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.request(Method::DELETE, path, None).await
+    pub async fn delete(&self, path: impl AsRef<str>) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path)
+            .send()
+            .await
+            .status_and_body()
     }
 
     /// Registers an agent with the given timeout overrides and returns its id.
@@ -269,7 +278,7 @@ impl TestApp {
         let id = uuid::Uuid::new_v4().to_string();
         let (status, body) = self
             .put(
-                &format!("/api/agents/{id}"),
+                paths::agent(&id),
                 json!({ "name": "test agent", "timeoutConfig": timeout_config }),
             )
             .await;
@@ -277,6 +286,7 @@ impl TestApp {
         id
     }
 
+    /// Registers an agent without timeout overrides and returns its id.
     pub async fn agent(&self) -> String {
         self.agent_with(json!({})).await
     }
@@ -287,7 +297,7 @@ impl TestApp {
         if let (Some(obj), Some(more)) = (body.as_object_mut(), extra.as_object()) {
             obj.extend(more.clone());
         }
-        let (status, created) = self.post("/api/messaging/sessions", body).await;
+        let (status, created) = self.post(paths::sessions(), body).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         created
     }
@@ -298,36 +308,96 @@ impl TestApp {
         id_of(&self.session_with(&agent, json!({})).await)
     }
 
+    /// How many sessions the list counts for `status` (`active`, `expired` or `all`).
     pub async fn session_count(&self, status: &str) -> i64 {
         let (code, body) = self
-            .get(&format!("/api/messaging/sessions?status={status}"))
+            .get(paths::sessions().query(format!("status={status}")))
             .await;
         assert_eq!(code, StatusCode::OK, "{body}");
         body["total"].as_i64().unwrap()
     }
 }
 
-pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
-    let status = resp.status();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let text = resp.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        assert!(
-            ct.starts_with("application/json"),
-            "non-JSON body ({ct}): {text}"
-        );
-        serde_json::from_str(&text).expect("JSON body")
-    };
-    (status, body)
+/// A request being built by [`TestApp::call`].
+#[must_use = "a request does nothing until it is sent"]
+pub struct Call {
+    request: reqwest::RequestBuilder,
+    allow_non_json: bool,
 }
 
+impl Call {
+    /// Adds a request header, e.g. `X-Debug` or `Idempotency-Key`.
+    pub fn header(mut self, name: &str, value: &str) -> Call {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    /// A JSON body (and its content type).
+    pub fn json(mut self, body: Value) -> Call {
+        self.request = self.request.json(&body);
+        self
+    }
+
+    /// A raw body sent as-is with the given content type (for malformed or non-JSON bodies).
+    pub fn body(mut self, content_type: &str, body: impl Into<String>) -> Call {
+        self.request = self
+            .request
+            .header("content-type", content_type)
+            .body(body.into());
+        self
+    }
+
+    /// Accepts an answer that is not JSON (the docs pages). Without it a non-empty answer
+    /// must be JSON.
+    pub fn allow_non_json(mut self) -> Call {
+        self.allow_non_json = true;
+        self
+    }
+
+    /// Sends the request and reads the whole answer.
+    pub async fn send(self) -> Reply {
+        let resp = self.request.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let is_json = ct.starts_with("application/json");
+        let body = if text.is_empty() || (self.allow_non_json && !is_json) {
+            Value::Null
+        } else {
+            assert!(is_json, "non-JSON body ({ct}): {text}");
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+/// What the server answered.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The parsed JSON body; `Null` when the body is empty, or is not JSON and that was allowed.
+    pub body: Value,
+    /// The body as received.
+    pub text: String,
+}
+
+impl Reply {
+    fn status_and_body(self) -> (StatusCode, Value) {
+        (self.status, self.body)
+    }
+}
+
+/// The `sessionId` of a session body.
 pub fn id_of(session: &Value) -> String {
     session["sessionId"].as_str().expect("sessionId").to_owned()
 }
@@ -348,4 +418,76 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code
         body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{body}"
     );
+}
+
+/// The service's routes, so that tests name a route instead of spelling its URL.
+pub mod paths {
+    use std::fmt::Display;
+
+    /// A path on the test server, e.g. `/api/agents/{id}`; pass it (or `&` it) to a request.
+    #[derive(Debug, Clone)]
+    pub struct ApiPath(String);
+
+    impl ApiPath {
+        /// The path with a query string: `sessions().query("status=all")`.
+        pub fn query(&self, query: impl Display) -> ApiPath {
+            ApiPath(format!("{}?{query}", self.0))
+        }
+
+        /// The path one segment deeper.
+        fn join(self, segment: &str) -> ApiPath {
+            ApiPath(format!("{}/{segment}", self.0))
+        }
+    }
+
+    impl AsRef<str> for ApiPath {
+        fn as_ref(&self) -> &str {
+            &self.0
+        }
+    }
+
+    /// `/api/messaging/sessions`: create and list.
+    pub fn sessions() -> ApiPath {
+        ApiPath("/api/messaging/sessions".to_owned())
+    }
+
+    /// `/api/messaging/sessions/health`.
+    pub fn health() -> ApiPath {
+        sessions().join("health")
+    }
+
+    /// One session: get and delete. Any `id` goes, valid or not.
+    pub fn session(id: impl Display) -> ApiPath {
+        sessions().join(&id.to_string())
+    }
+
+    /// A session's messages: send and list.
+    pub fn messages(id: impl Display) -> ApiPath {
+        session(id).join("messages")
+    }
+
+    /// Renews a session (POST).
+    pub fn renew(id: impl Display) -> ApiPath {
+        session(id).join("renew")
+    }
+
+    /// A session's heartbeat (POST).
+    pub fn heartbeat(id: impl Display) -> ApiPath {
+        session(id).join("heartbeat")
+    }
+
+    /// A session's timeout configuration (PATCH).
+    pub fn timeout(id: impl Display) -> ApiPath {
+        session(id).join("timeout")
+    }
+
+    /// `/api/agents`: list.
+    pub fn agents() -> ApiPath {
+        ApiPath("/api/agents".to_owned())
+    }
+
+    /// One agent: put, get and delete.
+    pub fn agent(id: impl Display) -> ApiPath {
+        agents().join(&id.to_string())
+    }
 }

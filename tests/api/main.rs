@@ -5,6 +5,7 @@ mod helpers;
 mod agents;
 mod docs;
 mod health;
+mod idempotency;
 mod messages;
 mod reaper;
 mod routes;

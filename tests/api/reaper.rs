@@ -6,10 +6,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, id_of, Kind, TestApp, MINUTE, T0};
+use crate::helpers::{assert_error, id_of, paths, Kind, TestApp, MINUTE, T0};
 
 backend_tests!(
-    reaper_expires_once_then_purges_after_retention,
+    reaper_expires_each_due_session_once,
+    reaper_purges_after_retention_counted_from_expiry,
     reaper_drains_due_sessions_in_batches,
     two_instances_expire_each_session_exactly_once,
     data_survives_a_restart,
@@ -18,17 +19,32 @@ backend_tests!(
 
 const HOUR: i64 = 60 * MINUTE;
 
-async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
-    let app = TestApp::spawn(kind).await;
-    let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
-    let short = id_of(&app.session_with(&short_agent, json!({})).await);
-    let long = app.session().await;
-    let doomed_agent = app.agent().await;
-    let ended = id_of(&app.session_with(&doomed_agent, json!({})).await);
+/// Three sessions, the clock at 00:06: `short` (a 5-minute timeout) timed out at 00:05, `long`
+/// (30 minutes) is active, and `ended` was ended at 00:06 by deleting its agent.
+struct ThreeSessions {
+    short: String,
+    long: String,
+    ended: String,
+}
 
-    app.clock.advance_minutes(6);
-    let (status, _) = app.delete(&format!("/api/agents/{doomed_agent}")).await;
-    assert_eq!(status, StatusCode::OK);
+impl ThreeSessions {
+    async fn create(app: &TestApp) -> ThreeSessions {
+        let short_agent = app.agent_with(json!({"timeoutMinutes": 5})).await;
+        let short = id_of(&app.session_with(&short_agent, json!({})).await);
+        let long = app.session().await;
+        let doomed_agent = app.agent().await;
+        let ended = id_of(&app.session_with(&doomed_agent, json!({})).await);
+
+        app.clock.advance_minutes(6);
+        let (status, _) = app.delete(paths::agent(&doomed_agent)).await;
+        assert_eq!(status, StatusCode::OK);
+        ThreeSessions { short, long, ended }
+    }
+}
+
+async fn reaper_expires_each_due_session_once(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let ThreeSessions { short, .. } = ThreeSessions::create(&app).await;
 
     let report = app.reap().await;
     assert_eq!(ids(&report.expired), vec![short.clone()]);
@@ -39,11 +55,18 @@ async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
         "expired exactly once"
     );
 
-    let (status, body) = app.get(&format!("/api/messaging/sessions/{short}")).await;
+    let (status, body) = app.get(paths::session(&short)).await;
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:05:00.000Z");
-    let (_, expired) = app.get("/api/messaging/sessions?status=expired").await;
+    let (_, expired) = app.get(paths::sessions().query("status=expired")).await;
     assert_eq!(expired["total"], 2, "the expired and the ended session");
+}
+
+async fn reaper_purges_after_retention_counted_from_expiry(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let ThreeSessions { short, long, ended } = ThreeSessions::create(&app).await;
+    let report = app.reap().await;
+    assert_eq!(report.expired, vec![short.clone()]);
 
     // Retention (24 h by default) counts from expiry: the short session goes first.
     app.clock.set(T0 + 5 * MINUTE + 24 * HOUR);
@@ -54,16 +77,16 @@ async fn reaper_expires_once_then_purges_after_retention(kind: Kind) {
         "the long one expired meanwhile"
     );
     assert_eq!(report.purged, 1);
-    let (status, body) = app.get(&format!("/api/messaging/sessions/{short}")).await;
+    let (status, body) = app.get(paths::session(&short)).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{ended}")).await;
+    let (status, _) = app.get(paths::session(&ended)).await;
     assert_eq!(status, StatusCode::GONE, "ended at 00:06, still retained");
 
     app.clock.set(T0 + 30 * MINUTE + 24 * HOUR);
     let report = app.reap().await;
     assert_eq!(report.purged, 2);
     for id in [&long, &ended] {
-        let (status, _) = app.get(&format!("/api/messaging/sessions/{id}")).await;
+        let (status, _) = app.get(paths::session(id)).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     assert_eq!(app.session_count("all").await, 0);
@@ -90,7 +113,7 @@ async fn reaper_drains_due_sessions_in_batches(kind: Kind) {
         due
     );
     assert_eq!(report.expired.len(), 5);
-    let (status, _) = app.get(&format!("/api/messaging/sessions/{live}")).await;
+    let (status, _) = app.get(paths::session(&live)).await;
     assert_eq!(status, StatusCode::OK);
 
     app.clock.set(T0 + 30 * MINUTE + HOUR);
@@ -135,19 +158,17 @@ async fn data_survives_a_restart(kind: Kind) {
         .await;
     let id = id_of(&created);
     app.clock.advance_minutes(5);
-    let (_, renewed) = app
-        .post_empty(&format!("/api/messaging/sessions/{id}/renew"))
-        .await;
+    let (_, renewed) = app.post_empty(paths::renew(&id)).await;
     let db = app.stop().await;
 
     let app = TestApp::spawn_on(db, |_| {}).await;
     app.clock.advance_minutes(5);
-    let (status, read) = app.get(&format!("/api/messaging/sessions/{id}")).await;
+    let (status, read) = app.get(paths::session(&id)).await;
     assert_eq!(status, StatusCode::OK, "{read}");
     assert_eq!(read["expiresAt"], renewed["expiresAt"]);
     assert_eq!(read["renewalCount"], 1);
     assert_eq!(read["metadata"], json!({"kept": true}));
-    let (status, agent_body) = app.get(&format!("/api/agents/{agent}")).await;
+    let (status, agent_body) = app.get(paths::agent(&agent)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(agent_body["timeoutConfig"], json!({"timeoutMinutes": 45}));
 }

@@ -1,15 +1,20 @@
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, read, Kind, TestApp};
+use crate::helpers::{assert_error, paths, Kind, Reply, TestApp};
 
 backend_tests!(
     create_rejects_bad_fields_and_writes_nothing,
-    bodies_must_be_json_and_small,
+    create_accepts_values_at_the_limits,
+    malformed_json_is_400,
+    a_non_json_content_type_is_415,
+    a_body_that_is_not_an_object_is_400,
+    an_oversized_body_is_413,
     patch_rejects_bad_config_and_changes_nothing,
 );
 
+/// `1` wrapped in `depth` levels of objects.
 fn nested(depth: usize) -> Value {
     (0..depth).fold(json!(1), |inner, _| json!({ "k": inner }))
 }
@@ -73,91 +78,92 @@ async fn create_rejects_bad_fields_and_writes_nothing(kind: Kind) {
         ),
     ];
     for (body, field) in cases {
-        let (status, err) = app.post("/api/messaging/sessions", body.clone()).await;
+        let (status, err) = app.post(paths::sessions(), body.clone()).await;
         assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert_eq!(err["details"]["field"], field, "for {body}: {err}");
     }
-    // The limits themselves are accepted.
-    let ok = with(json!({
-        "metadata": nested(5),
-        "timeoutConfig": {"timeoutMinutes": 1440, "maxDurationMinutes": 4320, "warningThresholdMinutes": 60}
-    }));
-    let (status, body) = app.post("/api/messaging/sessions", ok).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         app.session_count("all").await,
-        1,
-        "only the valid request wrote"
+        0,
+        "a rejected request writes nothing"
     );
 }
 
-async fn bodies_must_be_json_and_small(kind: Kind) {
+async fn create_accepts_values_at_the_limits(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    let url = format!("{}/api/messaging/sessions", app.address);
+    let agent = app.agent().await;
+    let ok = json!({
+        "agentId": agent,
+        "userId": uuid::Uuid::new_v4(),
+        "metadata": nested(5),
+        "timeoutConfig": {"timeoutMinutes": 1440, "maxDurationMinutes": 4320, "warningThresholdMinutes": 60}
+    });
+    let (status, body) = app.post(paths::sessions(), ok).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(app.session_count("all").await, 1);
+}
 
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"agentId\": ")
+/// POSTs a raw create-session body with the given content type.
+async fn create_raw(app: &TestApp, content_type: &str, body: impl Into<String>) -> Reply {
+    app.call(Method::POST, paths::sessions())
+        .body(content_type, body)
         .send()
         .await
-        .unwrap();
-    let (status, body) = read(resp).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
 
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+async fn malformed_json_is_400(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let reply = create_raw(&app, "application/json", "{\"agentId\": ").await;
     assert_error(
-        status,
-        &body,
+        reply.status,
+        &reply.body,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+    );
+    assert_eq!(app.session_count("all").await, 0);
+}
+
+async fn a_non_json_content_type_is_415(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let reply = create_raw(&app, "text/plain", "{}").await;
+    assert_error(
+        reply.status,
+        &reply.body,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "VALIDATION_ERROR",
     );
+    assert_eq!(app.session_count("all").await, 0);
+}
 
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("[1, 2]")
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
-
-    let huge = format!("{{\"metadata\": \"{}\"}}", "x".repeat(300 * 1024));
-    let resp = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+async fn a_body_that_is_not_an_object_is_400(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let reply = create_raw(&app, "application/json", "[1, 2]").await;
     assert_error(
-        status,
-        &body,
+        reply.status,
+        &reply.body,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+    );
+    assert_eq!(app.session_count("all").await, 0);
+}
+
+async fn an_oversized_body_is_413(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let huge = format!("{{\"metadata\": \"{}\"}}", "x".repeat(300 * 1024));
+    let reply = create_raw(&app, "application/json", huge).await;
+    assert_error(
+        reply.status,
+        &reply.body,
         StatusCode::PAYLOAD_TOO_LARGE,
         "PAYLOAD_TOO_LARGE",
     );
-
     assert_eq!(app.session_count("all").await, 0);
 }
 
 async fn patch_rejects_bad_config_and_changes_nothing(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let path = format!("/api/messaging/sessions/{id}");
-    let (_, before) = app.get(&path).await;
+    let (_, before) = app.get(paths::session(&id)).await;
     for (body, field) in [
         (json!({"timeoutMinutes": 2}), "timeoutMinutes"),
         (json!({"maxDurationMinutes": 5000}), "maxDurationMinutes"),
@@ -168,10 +174,10 @@ async fn patch_rejects_bad_config_and_changes_nothing(kind: Kind) {
         (json!({"autoRenew": 1}), "autoRenew"),
         (json!({"timeoutMinutez": 10}), "timeoutMinutez"),
     ] {
-        let (status, err) = app.patch(&format!("{path}/timeout"), body.clone()).await;
+        let (status, err) = app.patch(paths::timeout(&id), body.clone()).await;
         assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert_eq!(err["details"]["field"], field, "for {body}: {err}");
     }
-    let (_, after) = app.get(&path).await;
+    let (_, after) = app.get(paths::session(&id)).await;
     assert_eq!(before, after);
 }
