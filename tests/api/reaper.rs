@@ -66,7 +66,7 @@ async fn reaper_purges_after_retention_counted_from_expiry(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let ThreeSessions { short, long, ended } = ThreeSessions::create(&app).await;
     let report = app.reap().await;
-    assert_eq!(report.expired, vec![short.clone()]);
+    assert_eq!(ids(&report.expired), vec![short.clone()]);
 
     // Retention (24 h by default) counts from expiry: the short session goes first.
     app.clock.set(T0 + 5 * MINUTE + 24 * HOUR);

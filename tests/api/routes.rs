@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{read, Kind, TestApp};
+use crate::helpers::{Kind, TestApp};
 
 backend_tests!(
     every_documented_operation_is_routed,
@@ -45,19 +45,12 @@ async fn documented(app: &TestApp) -> Vec<(String, BTreeSet<String>)> {
 
 async fn call(app: &TestApp, method: &str, path: &str) -> (StatusCode, Value, Option<String>) {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
-    let resp = app
-        .client
-        .request(method, format!("{}{path}", app.address))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("request sent");
-    let allow = resp
-        .headers()
+    let reply = app.call(method, path).json(json!({})).send().await;
+    let allow = reply
+        .headers
         .get("allow")
         .map(|v| v.to_str().unwrap().to_owned());
-    let (status, body) = read(resp).await;
-    (status, body, allow)
+    (reply.status, reply.body, allow)
 }
 
 async fn every_documented_operation_is_routed(kind: Kind) {
