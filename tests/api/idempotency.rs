@@ -19,7 +19,30 @@ backend_tests!(
     a_send_key_reused_with_another_body_is_422,
     a_send_key_is_scoped_to_its_session,
     concurrent_sends_with_one_key_store_one_message,
+    a_replayed_create_is_the_first_answer_byte_for_byte,
+    a_replayed_send_is_the_first_answer_byte_for_byte,
 );
+
+/// Sends the same keyed POST twice, a few minutes apart, with the same headers; returns both
+/// answers as received.
+async fn twice(
+    app: &TestApp,
+    path: impl AsRef<str> + Copy,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> [crate::helpers::Reply; 2] {
+    let send = || async {
+        let mut call = app.call(Method::POST, path).json(body.clone());
+        for (name, value) in headers {
+            call = call.header(name, value);
+        }
+        call.send().await
+    };
+    let first = send().await;
+    app.clock.advance_minutes(3);
+    let again = send().await;
+    [first, again]
+}
 
 /// POSTs `body` with an `Idempotency-Key`; returns the status, the body and whether the
 /// answer says it was replayed.
@@ -175,5 +198,39 @@ async fn concurrent_sends_with_one_key_store_one_message(kind: Kind) {
     }
     let (_, page) = app.get(&path).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(app.stored_messages().await, 1);
+}
+
+async fn a_replayed_create_is_the_first_answer_byte_for_byte(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let body = json!({
+        "agentId": app.agent().await,
+        "userId": uuid::Uuid::new_v4(),
+        "metadata": {"z": [1, {"y": null}], "a": "\u{e9}"},
+        "timeoutConfig": {"timeoutMinutes": 45},
+    });
+    let headers = [("Idempotency-Key", "create-bytes"), ("X-Debug", "true")];
+    let [first, again] = twice(&app, paths::sessions().as_ref(), &headers, body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert!(first.body["debug"].is_object(), "{}", first.text);
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.text, first.text);
+}
+
+async fn a_replayed_send_is_the_first_answer_byte_for_byte(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let path = paths::messages(app.session().await);
+    let body = json!({
+        "content": "only once",
+        "attachments": [{"type": "image", "url": "https://example.com/a.png", "name": "a"}],
+        "metadata": {"n": 1.5},
+    });
+    let headers = [("Idempotency-Key", "send-bytes")];
+    let [first, again] = twice(&app, path.as_ref(), &headers, body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.text, first.text);
     assert_eq!(app.stored_messages().await, 1);
 }

@@ -139,6 +139,7 @@ async fn reading_messages_is_not_activity(kind: Kind) {
     app.clock.advance_minutes(1);
     app.message(&id, "second").await;
 
+    app.clock.advance_minutes(1);
     let (status, _) = app.get(paths::messages(&id)).await;
     assert_eq!(status, StatusCode::OK);
     // The session was renewed by the two messages only.

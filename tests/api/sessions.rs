@@ -12,6 +12,7 @@ backend_tests!(
     get_warns_near_expiration,
     get_unknown_session_is_404,
     get_malformed_id_is_400,
+    a_corrupt_stored_status_is_a_500_not_an_expiry,
     list_defaults_to_active_sessions_newest_first,
     list_stats_count_every_session,
     list_summaries_carry_the_session_fields,
@@ -434,4 +435,20 @@ async fn unsupported_method_is_a_json_405(kind: Kind) {
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
     );
+}
+
+/// A row the service cannot read back is a server error, never silently "expired".
+async fn a_corrupt_stored_status_is_a_500_not_an_expiry(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    app.execute_sql("UPDATE sessions SET status = 'paused-ish'")
+        .await;
+    let (status, body) = app.get(paths::session(&id)).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+    );
+    assert!(body.get("details").is_none(), "no internals leak: {body}");
 }

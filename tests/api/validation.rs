@@ -12,6 +12,9 @@ backend_tests!(
     a_body_that_is_not_an_object_is_400,
     an_oversized_body_is_413,
     patch_rejects_bad_config_and_changes_nothing,
+    nul_in_a_message_is_400_and_nothing_is_stored,
+    nul_in_session_metadata_is_400_and_nothing_is_written,
+    nul_in_an_agent_name_is_400_and_nothing_is_written,
 );
 
 /// `1` wrapped in `depth` levels of objects.
@@ -180,4 +183,72 @@ async fn patch_rejects_bad_config_and_changes_nothing(kind: Kind) {
     }
     let (_, after) = app.get(paths::session(&id)).await;
     assert_eq!(before, after);
+}
+
+/// PostgreSQL's text columns cannot hold U+0000 (SQLite's can); both backends must refuse it
+/// alike, naming the field, for every text that reaches the database.
+async fn nul_in_a_message_is_400_and_nothing_is_stored(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    let ok = json!({"type": "file", "url": "https://example.com/f", "name": "f.txt"});
+    let attachment = |field: &str, value: &str| {
+        let mut a = ok.clone();
+        a[field] = json!(value);
+        json!({"content": "hi", "attachments": [ok.clone(), a]})
+    };
+    let cases = [
+        (json!({"content": "hello\u{0}world"}), "content"),
+        (json!({"content": "\u{0}"}), "content"),
+        (
+            json!({"content": "hi", "metadata": {"note": "a\u{0}b"}}),
+            "metadata",
+        ),
+        (
+            json!({"content": "hi", "metadata": {"list": [{"deep": "\u{0}"}]}}),
+            "metadata",
+        ),
+        (
+            json!({"content": "hi", "metadata": {"k\u{0}": 1}}),
+            "metadata",
+        ),
+        (attachment("type", "fi\u{0}le"), "attachments[1].type"),
+        (
+            attachment("url", "https://e.com/\u{0}"),
+            "attachments[1].url",
+        ),
+        (attachment("name", "f\u{0}.txt"), "attachments[1].name"),
+    ];
+    for (body, field) in cases {
+        let (status, err) = app.post(paths::messages(&id), body.clone()).await;
+        assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "for {body}: {err}");
+    }
+    assert_eq!(app.stored_messages().await, 0);
+}
+
+async fn nul_in_session_metadata_is_400_and_nothing_is_written(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let body = json!({
+        "agentId": app.agent().await,
+        "userId": uuid::Uuid::new_v4(),
+        "metadata": {"platform": "w\u{0}b"},
+    });
+    let (status, err) = app.post(paths::sessions(), body).await;
+    assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(err["details"]["field"], "metadata", "{err}");
+    assert_eq!(app.session_count("all").await, 0);
+}
+
+async fn nul_in_an_agent_name_is_400_and_nothing_is_written(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let path = paths::agent(uuid::Uuid::new_v4());
+    let (status, err) = app.put(&path, json!({"name": "Support\u{0}bot"})).await;
+    assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(err["details"]["field"], "name", "{err}");
+    let (status, _) = app.get(&path).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the agent was not registered"
+    );
 }
