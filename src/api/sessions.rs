@@ -10,8 +10,9 @@ use crate::api::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::api::{created, DeletedResponse};
 use crate::clock::to_rfc3339;
-use crate::db::repo::sessions::{Filter, StatusFilter};
-use crate::domain::{AgentId, Session, SessionId, SessionStatus, UserId};
+use crate::domain::{
+    AgentId, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+};
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
 use crate::state::AppState;
 use crate::timeout::{ConfigSources, PartialTimeoutConfig, TimeoutConfig};
@@ -228,7 +229,7 @@ impl ListSessionsParams {
             }
         };
         Ok(ListQuery {
-            filter: Filter {
+            filter: SessionFilter {
                 agent_id: extract::query_id(AgentId::FIELD, self.agent_id.as_deref())?,
                 user_id: extract::query_id(UserId::FIELD, self.user_id.as_deref())?,
             },

@@ -9,4 +9,4 @@ pub mod session;
 pub use agent::Agent;
 pub use ids::{AgentId, AuthorId, InvalidId, MessageId, SessionId, UserId};
 pub use message::{Attachment, Author, Message};
-pub use session::{Session, SessionStatus};
+pub use session::{Session, SessionFilter, SessionStatus, StatusFilter};

@@ -69,3 +69,19 @@ impl Session {
             && policy::is_near_expiration(&self.config.config, self.expires_at, now)
     }
 }
+
+/// Which sessions a list or count covers. "Active" means status active and not yet past
+/// `expires_at` at `now`, whether or not the reaper has caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Active,
+    Expired,
+    All,
+}
+
+/// Whose sessions a list or count covers.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub agent_id: Option<AgentId>,
+    pub user_id: Option<UserId>,
+}

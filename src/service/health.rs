@@ -1,5 +1,6 @@
 use crate::clock::Millis;
-use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
+use crate::db::repo::sessions as repo;
+use crate::domain::{SessionFilter, StatusFilter};
 use crate::service::ServiceResult;
 use crate::state::AppState;
 
@@ -18,7 +19,7 @@ pub async fn report(state: &AppState) -> ServiceResult<HealthReport> {
     let uptime_secs = (now - state.started_at).max(0) / 1000;
     state
         .db_probe(move |conn| {
-            let all = Filter::default();
+            let all = SessionFilter::default();
             let active_sessions = repo::count(conn, &all, StatusFilter::Active, now)?;
             Ok(HealthReport {
                 active_sessions,

@@ -3,9 +3,11 @@ use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::agents as agent_repo;
-use crate::db::repo::sessions::{self as repo, Filter, StatusFilter};
+use crate::db::repo::sessions as repo;
 use crate::db::{write_transaction, DbConnection};
-use crate::domain::{AgentId, Session, SessionId, SessionStatus, UserId};
+use crate::domain::{
+    AgentId, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+};
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
 use crate::service::{transact, ServiceError, ServiceResult};
 use crate::state::AppState;
@@ -215,7 +217,7 @@ pub async fn delete(state: &AppState, id: SessionId) -> ServiceResult<()> {
 
 #[derive(Debug, Clone)]
 pub struct ListQuery {
-    pub filter: Filter,
+    pub filter: SessionFilter,
     pub status: StatusFilter,
     pub limit: i64,
     pub offset: i64,

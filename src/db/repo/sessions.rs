@@ -5,26 +5,11 @@ use diesel::sql_types::{BigInt, Bool};
 use crate::db::models::{SessionRow, ACTIVE, ENDED, EXPIRED};
 use crate::db::schema::sessions::dsl as s;
 use crate::db::{DbConnection, MultiBackend};
-use crate::domain::{AgentId, Session, SessionId, UserId};
-
-/// Which sessions a list or count covers. "Active" means status active and not yet past
-/// `expires_at` at `now`, whether or not the reaper has caught up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    Active,
-    Expired,
-    All,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub agent_id: Option<AgentId>,
-    pub user_id: Option<UserId>,
-}
+use crate::domain::{AgentId, Session, SessionFilter, SessionId, StatusFilter};
 
 type Boxed<'a> = crate::db::schema::sessions::BoxedQuery<'a, MultiBackend>;
 
-fn filtered(filter: &Filter, status: StatusFilter, now: i64) -> Boxed<'static> {
+fn filtered(filter: &SessionFilter, status: StatusFilter, now: i64) -> Boxed<'static> {
     let mut q = s::sessions.into_boxed();
     if let Some(agent) = filter.agent_id {
         q = q.filter(s::agent_id.eq(agent.to_string()));
@@ -90,7 +75,7 @@ pub fn delete(conn: &mut DbConnection, id: SessionId) -> QueryResult<bool> {
 
 pub fn list(
     conn: &mut DbConnection,
-    filter: &Filter,
+    filter: &SessionFilter,
     status: StatusFilter,
     now: i64,
     limit: i64,
@@ -109,7 +94,7 @@ pub fn list(
 
 pub fn count(
     conn: &mut DbConnection,
-    filter: &Filter,
+    filter: &SessionFilter,
     status: StatusFilter,
     now: i64,
 ) -> QueryResult<i64> {
