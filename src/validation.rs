@@ -1,5 +1,10 @@
 //! Input rules that the `validator` derive lacks: blank text, NUL characters, metadata size
 //! and depth. Request DTOs and domain types name them in `#[validate(custom(...))]`.
+//!
+//! NUL (U+0000): PostgreSQL's text columns cannot hold it (SQLite's can), so text stored in a
+//! column of its own (message content, agent names) refuses it on both backends alike. Metadata
+//! and attachments are stored as JSON text, where serde_json writes it as the escape `\u0000`:
+//! there it is accepted and read back unchanged on both backends.
 
 use std::borrow::Cow;
 
@@ -24,8 +29,7 @@ pub fn is_blank(text: &str) -> bool {
     text.chars().all(is_blank_char)
 }
 
-/// PostgreSQL's text columns cannot hold U+0000 (SQLite's can): refuse it everywhere, so both
-/// backends answer the same 400.
+/// Text for a column of its own must not hold NUL (see the module comment).
 fn check_nul(text: &str) -> Result<(), ValidationError> {
     if text.contains('\0') {
         Err(error("nul", "must not contain the NUL character (U+0000)"))
@@ -34,12 +38,12 @@ fn check_nul(text: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// Text stored as is: no NUL.
+/// Text stored in a column as is: no NUL.
 pub fn text(text: &str) -> Result<(), ValidationError> {
     check_nul(text)
 }
 
-/// Text that must say something: not blank, no NUL.
+/// Text stored in a column that must say something: not blank, no NUL.
 pub fn not_blank(text: &str) -> Result<(), ValidationError> {
     if is_blank(text) {
         return Err(error("blank", "must not be empty"));
@@ -47,7 +51,15 @@ pub fn not_blank(text: &str) -> Result<(), ValidationError> {
     check_nul(text)
 }
 
-/// An `http` or `https` URL without white space or NUL.
+/// Text that must say something, stored inside JSON text: not blank.
+pub fn not_blank_json(text: &str) -> Result<(), ValidationError> {
+    if is_blank(text) {
+        return Err(error("blank", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// An `http` or `https` URL without white space.
 pub fn http_url(url: &str) -> Result<(), ValidationError> {
     let scheme_ok = ["http://", "https://"].iter().any(|p| {
         url.len() > p.len()
@@ -55,7 +67,7 @@ pub fn http_url(url: &str) -> Result<(), ValidationError> {
                 .get(..p.len())
                 .is_some_and(|s| s.eq_ignore_ascii_case(p))
     });
-    if !scheme_ok || url.chars().any(|c| is_blank_char(c) || c == '\0') {
+    if !scheme_ok || url.chars().any(is_blank_char) {
         return Err(error("url", "must be an http(s) URL"));
     }
     Ok(())
@@ -69,17 +81,8 @@ fn depth(v: &Value) -> usize {
     }
 }
 
-fn has_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(has_nul),
-        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// Metadata is a JSON object (or null, meaning `{}`) of at most 16 KB serialized, nested at
-/// most 5 levels deep (the object itself is level 1), with no NUL in any key or string.
+/// most 5 levels deep (the object itself is level 1).
 pub fn metadata(value: &Value) -> Result<(), ValidationError> {
     match value {
         Value::Null => return Ok(()),
@@ -97,9 +100,6 @@ pub fn metadata(value: &Value) -> Result<(), ValidationError> {
             "depth",
             format!("must be nested at most {METADATA_MAX_DEPTH} levels deep"),
         ));
-    }
-    if has_nul(value) {
-        return Err(error("nul", "must not contain the NUL character (U+0000)"));
     }
     Ok(())
 }
@@ -135,11 +135,11 @@ mod tests {
     }
 
     #[test]
-    fn nul_is_refused_in_text_and_metadata() {
+    fn nul_is_refused_in_column_text_only() {
         assert!(not_blank("a\0b").is_err());
         assert!(text("a\0").is_err());
-        assert!(metadata(&json!({"a": ["x\0"]})).is_err());
-        assert!(metadata(&json!({"k\0": 1})).is_err());
+        assert!(metadata(&json!({"a": ["x\0"], "k\0": 1})).is_ok());
+        assert!(not_blank_json("a\0").is_ok());
         assert!(not_blank(" \u{1f}").is_err());
         assert!(http_url("HTTPS://x.y/z").is_ok());
         assert!(http_url("ftp://x").is_err());

@@ -20,9 +20,9 @@ const NAME_MAX_CHARS: u64 = 200;
 #[derive(Debug, Default, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct PutAgentRequest {
-    /// Display name (≤ 200 characters; blank means none).
+    /// Display name (≤ 200 characters, no NUL; blank means none).
     #[serde(default)]
-    #[schema(example = "Support bot", max_length = 200)]
+    #[schema(example = "Support bot", max_length = 200, pattern = "^[^\\u0000]*$")]
     #[validate(
         length(max = NAME_MAX_CHARS, code = "chars"),
         custom(function = "validation::text")

@@ -21,16 +21,17 @@ const ATTACHMENTS_MAX: u64 = 10;
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
-    /// Not blank, at most 10,000 characters.
+    /// Not blank, at most 10,000 characters, no NUL (U+0000).
     #[schema(
         example = "Hello, I need help with my account",
         min_length = 1,
         max_length = 10000,
-        pattern = "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
     )]
+    // Blank first: a long run of spaces is reported as empty, not as too long.
     #[validate(
-        length(max = CONTENT_MAX_CHARS, code = "chars"),
-        custom(function = "validation::not_blank")
+        custom(function = "validation::not_blank"),
+        length(max = CONTENT_MAX_CHARS, code = "chars")
     )]
     pub content: String,
     /// Leave out to write as the session's user; the session's `agentId` posts an agent reply.

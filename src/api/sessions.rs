@@ -11,7 +11,7 @@ use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::api::{created, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::domain::{
-    AgentId, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+    ids, AgentId, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
 };
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
 use crate::state::AppState;
@@ -21,9 +21,9 @@ use crate::{json, validation};
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSessionRequest {
-    /// UUID of a registered agent.
+    #[schema(schema_with = example_agent_id)]
     pub agent_id: AgentId,
-    /// UUID of the user starting the session.
+    #[schema(schema_with = example_user_id)]
     pub user_id: UserId,
     /// Any JSON object (≤ 16 KB serialized, nested ≤ 5 levels); echoed back.
     #[serde(default)]
@@ -34,6 +34,25 @@ pub struct CreateSessionRequest {
     #[serde(default, deserialize_with = "json::object")]
     #[validate(nested)]
     pub timeout_config: Option<PartialTimeoutConfig>,
+}
+
+// The two ids of a create request are documented inline, with examples: schemathesis seeds
+// its requests with property examples (it does not follow `$ref`s for them), and the contract
+// suite registers the example agent, so generated requests reach real sessions.
+#[allow(deprecated)] // `example`, which OpenAPI tools read, rather than JSON Schema's `examples`
+fn example_agent_id() -> utoipa::openapi::schema::Object {
+    ids::uuid_schema()
+        .description(Some("UUID of a registered agent."))
+        .example(Some("3c90c3cc-0d44-4b50-8888-8dd25736052a".into()))
+        .build()
+}
+
+#[allow(deprecated)]
+fn example_user_id() -> utoipa::openapi::schema::Object {
+    ids::uuid_schema()
+        .description(Some("UUID of the user starting the session."))
+        .example(Some("8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f".into()))
+        .build()
 }
 
 /// Shown with `X-Debug: true`.

@@ -31,7 +31,7 @@ fn parse_hyphenated(text: &str) -> Result<Uuid, InvalidId> {
 }
 
 macro_rules! uuid_ids {
-    ($($(#[$doc:meta])* $name:ident = $field:literal $(, example $example:literal)?;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident = $field:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Uuid);
@@ -93,7 +93,7 @@ macro_rules! uuid_ids {
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                uuid_schema(None $(.or(Some($example)))?)
+                uuid_schema().into()
             }
         }
 
@@ -105,26 +105,22 @@ uuid_ids! {
     /// A session's id.
     SessionId = "sessionId";
     /// An agent's id (chosen by whoever registers the agent).
-    AgentId = "agentId", example "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+    AgentId = "agentId";
     /// The id of the user a session belongs to (chosen by the caller).
-    UserId = "userId", example "8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f";
+    UserId = "userId";
     /// A message's id.
     MessageId = "messageId";
     /// Who wrote a message: the session's `userId` or its `agentId`.
     AuthorId = "authorId";
 }
 
-/// The schema of every id type. Only agents and users have an example: the contract suite
-/// registers the example agent, so example-based calls that name it succeed; an example
-/// session id would only ever be a 404.
-fn uuid_schema(example: Option<&str>) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+/// The schema of every id type.
+pub fn uuid_schema() -> utoipa::openapi::schema::ObjectBuilder {
     use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
     ObjectBuilder::new()
         .schema_type(Type::String)
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
         .pattern(Some(UUID_PATTERN))
-        .examples(example)
-        .into()
 }
 
 impl From<UserId> for AuthorId {

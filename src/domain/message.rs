@@ -51,7 +51,7 @@ pub struct Attachment {
         min_length = 1,
         pattern = "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
     )]
-    #[validate(custom(function = "crate::validation::not_blank"))]
+    #[validate(custom(function = "crate::validation::not_blank_json"))]
     pub r#type: String,
     /// An `http` or `https` URL.
     #[schema(
@@ -61,6 +61,5 @@ pub struct Attachment {
     #[validate(custom(function = "crate::validation::http_url"))]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[validate(custom(function = "crate::validation::text"))]
     pub name: Option<String>,
 }
