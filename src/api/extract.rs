@@ -16,6 +16,7 @@ use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKin
 use crate::api::error::ApiError;
 use crate::domain::{AgentId, SessionId};
 use crate::service::idempotency::IdempotencyKey;
+use crate::service::ServiceError;
 
 /// A JSON body, parsed into `T` and validated, together with the JSON value it came from
 /// (idempotency keys compare requests by it). Requires `Content-Type: application/json` (or
@@ -181,7 +182,9 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
 }
 
 /// Path ids: a handler that takes a `SessionId` (or `AgentId`) gets the route's parameter of
-/// that name, parsed; a malformed one is a 400 naming the parameter.
+/// that name, parsed; a malformed one is a 400 naming the parameter. Handlers take the id right
+/// after the state: actix polls extractors in argument order and answers the first error, so a
+/// malformed id is always the error reported, whatever else is wrong with the request.
 macro_rules! path_ids {
     ($($id:ty),*) => {$(
         impl FromRequest for $id {
@@ -189,12 +192,17 @@ macro_rules! path_ids {
             type Future = std::future::Ready<Result<Self, ApiError>>;
 
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-                let parsed = req
-                    .match_info()
-                    .get(<$id>::FIELD)
-                    .unwrap_or_default()
-                    .parse::<$id>()
-                    .map_err(|e| ApiError::invalid(<$id>::FIELD, e.to_string()));
+                let parsed = match req.match_info().get(<$id>::FIELD) {
+                    Some(text) => text
+                        .parse::<$id>()
+                        .map_err(|e| ApiError::invalid(<$id>::FIELD, e.to_string())),
+                    // A handler mounted on a route without the parameter: a bug, not bad input.
+                    None => Err(ApiError::Service(ServiceError::Internal(format!(
+                        "route {:?} has no {{{}}} parameter",
+                        req.match_pattern(),
+                        <$id>::FIELD
+                    )))),
+                };
                 std::future::ready(parsed)
             }
         }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::Value;
 
-use super::schema::{agents, idempotency_keys, messages, sessions};
+use super::schema::{agents, idempotency_outcomes, messages, sessions};
 use crate::domain::{
     Agent, AgentId, Attachment, Author, Message, MessageId, Session, SessionId, SessionStatus,
     UserId,
@@ -350,11 +350,11 @@ impl Message {
 }
 
 // ---------------------------------------------------------------------------------------
-// idempotency_keys
+// idempotency_outcomes
 
 /// The outcome of a keyed POST, stored as JSON in the same transaction as the write.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = idempotency_keys)]
+#[diesel(table_name = idempotency_outcomes)]
 pub struct IdempotencyRow {
     pub scope: String,
     pub idempotency_key: String,

@@ -49,7 +49,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    idempotency_keys (scope, idempotency_key) {
+    idempotency_outcomes (scope, idempotency_key) {
         scope -> Text,
         idempotency_key -> Text,
         request_hash -> Text,
@@ -60,4 +60,4 @@ diesel::table! {
 
 diesel::joinable!(messages -> sessions (session_id));
 
-diesel::allow_tables_to_appear_in_same_query!(agents, sessions, messages, idempotency_keys);
+diesel::allow_tables_to_appear_in_same_query!(agents, sessions, messages, idempotency_outcomes);

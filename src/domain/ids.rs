@@ -43,16 +43,6 @@ macro_rules! uuid_ids {
             pub fn new_random() -> Self {
                 Self(Uuid::new_v4())
             }
-
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl From<Uuid> for $name {
-            fn from(uuid: Uuid) -> Self {
-                Self(uuid)
-            }
         }
 
         impl FromStr for $name {

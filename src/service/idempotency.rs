@@ -123,3 +123,65 @@ fn record<T: Serialize>(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Stored outcomes must keep decoding for their 24 hours, across deploys: these samples pin
+    //! the format. A change to `Session`, `Message` or their parts that breaks one of them needs
+    //! `#[serde(default)]` (or a format migration), not a new sample.
+
+    use serde_json::json;
+
+    use crate::service::messages::Sent;
+    use crate::service::sessions::Snapshot;
+
+    fn session() -> serde_json::Value {
+        json!({
+            "id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+            "agent_id": "8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f",
+            "user_id": "0e6f3a52-1b7c-4c1e-9d55-3f0b8a2c7d10",
+            "status": "active",
+            "metadata": {"platform": "web"},
+            "config": {
+                "config": {"timeoutMinutes": 30, "autoRenew": true, "maxDurationMinutes": 720, "warningThresholdMinutes": 5},
+                "sources": {"timeoutMinutes": "global", "autoRenew": "agent", "maxDurationMinutes": "session", "warningThresholdMinutes": "global"}
+            },
+            "created_at": 1767225600000_i64,
+            "last_activity": 1767225600000_i64,
+            "expires_at": 1767227400000_i64,
+            "renewal_count": 0,
+            "closed_at": null,
+            "version": 0
+        })
+    }
+
+    #[test]
+    fn a_stored_snapshot_decodes_and_encodes_the_same() {
+        let stored = json!({"session": session(), "now": 1767225600000_i64});
+        let snapshot: Snapshot = serde_json::from_value(stored.clone()).expect("decodes");
+        assert_eq!(snapshot.session.metadata, json!({"platform": "web"}));
+        assert_eq!(serde_json::to_value(&snapshot).unwrap(), stored);
+    }
+
+    #[test]
+    fn a_stored_message_outcome_decodes_and_encodes_the_same() {
+        let stored = json!({
+            "message": {
+                "id": "5d1f0c3e-8a7b-4f2e-9c6d-1e2f3a4b5c6d",
+                "session_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+                "seq": 1,
+                "author": {"agent": "8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f"},
+                "content": "Hello",
+                "metadata": {},
+                "attachments": [{"type": "image", "url": "https://example.com/a.png", "name": "a"}],
+                "created_at": 1767225600000_i64
+            },
+            "session": session(),
+            "was_renewed": true,
+            "now": 1767225600000_i64
+        });
+        let sent: Sent = serde_json::from_value(stored.clone()).expect("decodes");
+        assert!(sent.message.author.is_agent());
+        assert_eq!(serde_json::to_value(&sent).unwrap(), stored);
+    }
+}

@@ -15,6 +15,7 @@ backend_tests!(
     nul_in_a_message_is_400_and_nothing_is_stored,
     nul_in_an_agent_name_is_400_and_nothing_is_written,
     nul_inside_metadata_and_attachments_round_trips,
+    a_malformed_path_id_is_reported_before_body_and_header_errors,
 );
 
 /// `1` wrapped in `depth` levels of objects.
@@ -234,4 +235,41 @@ async fn nul_inside_metadata_and_attachments_round_trips(kind: Kind) {
     let (_, page) = app.get(paths::messages(&id)).await;
     assert_eq!(page["messages"][0]["metadata"], metadata);
     assert_eq!(page["messages"][0]["attachments"], json!([attachment]));
+}
+
+/// The path id is checked first: a request to a malformed URL hears about the URL, whatever
+/// else is wrong with it.
+async fn a_malformed_path_id_is_reported_before_body_and_header_errors(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let reply = app
+        .call(Method::PATCH, paths::timeout("not-a-uuid"))
+        .body("text/plain", "{}")
+        .send()
+        .await;
+    assert_error(
+        reply.status,
+        &reply.body,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+    );
+    assert_eq!(
+        reply.body["details"]["field"], "sessionId",
+        "{}",
+        reply.text
+    );
+    let reply = app
+        .call(Method::GET, paths::session("not-a-uuid"))
+        .header("X-Debug", "maybe")
+        .send()
+        .await;
+    assert_eq!(
+        reply.body["details"]["field"], "sessionId",
+        "{}",
+        reply.text
+    );
+    let (status, err) = app
+        .put(paths::agent("not-a-uuid"), json!({"name": 7}))
+        .await;
+    assert_error(status, &err, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(err["details"]["field"], "agentId", "{err}");
 }

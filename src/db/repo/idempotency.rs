@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
 use crate::db::models::IdempotencyRow;
-use crate::db::schema::idempotency_keys::dsl as k;
+use crate::db::schema::idempotency_outcomes::dsl as k;
 use crate::db::DbConnection;
 
 pub fn find(
@@ -9,7 +9,7 @@ pub fn find(
     scope: &str,
     key: &str,
 ) -> QueryResult<Option<IdempotencyRow>> {
-    k::idempotency_keys
+    k::idempotency_outcomes
         .find((scope, key))
         .select(IdempotencyRow::as_select())
         .get_result(conn)
@@ -17,21 +17,21 @@ pub fn find(
 }
 
 pub fn insert(conn: &mut DbConnection, row: &IdempotencyRow) -> QueryResult<()> {
-    diesel::insert_into(k::idempotency_keys)
+    diesel::insert_into(k::idempotency_outcomes)
         .values(row)
         .execute(conn)
         .map(drop)
 }
 
 pub fn delete(conn: &mut DbConnection, scope: &str, key: &str) -> QueryResult<()> {
-    diesel::delete(k::idempotency_keys.find((scope, key)))
+    diesel::delete(k::idempotency_outcomes.find((scope, key)))
         .execute(conn)
         .map(drop)
 }
 
 /// Deletes up to `batch` records created at or before `created_before`.
 pub fn purge(conn: &mut DbConnection, created_before: i64, batch: i64) -> QueryResult<usize> {
-    let old: Vec<(String, String)> = k::idempotency_keys
+    let old: Vec<(String, String)> = k::idempotency_outcomes
         .filter(k::created_at.le(created_before))
         .order(k::created_at.asc())
         .limit(batch)
@@ -40,7 +40,7 @@ pub fn purge(conn: &mut DbConnection, created_before: i64, batch: i64) -> QueryR
     let mut purged = 0;
     for (scope, key) in old {
         purged += diesel::delete(
-            k::idempotency_keys
+            k::idempotency_outcomes
                 .find((&scope, &key))
                 .filter(k::created_at.le(created_before)),
         )
