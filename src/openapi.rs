@@ -35,9 +35,14 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
 }
 
 /// The OpenAPI document as served at `/openapi.json` and printed by `agent-sessions openapi`.
-/// Built at start-up; a document that does not serialize is a bug, so it stops the program.
 pub fn document() -> Value {
-    let mut doc = serde_json::to_value(api_doc()).expect("the OpenAPI document serializes");
+    to_json(&api_doc())
+}
+
+/// The document as JSON. Built at start-up; a document that does not serialize is a bug, so
+/// it stops the program.
+pub fn to_json(api: &utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(api).expect("the OpenAPI document serializes");
     fix_link_field_names(&mut doc);
     doc
 }

@@ -113,8 +113,9 @@ fn serve(
 ) -> std::io::Result<Server> {
     let body_limit = state.settings.max_body_bytes;
     let state = web::Data::new(state);
-    let doc = web::Data::new(openapi::document());
-    let methods = web::Data::new(MethodTable::new(&openapi::api_doc()));
+    let api = openapi::api_doc();
+    let doc = web::Data::new(openapi::to_json(&api));
+    let methods = web::Data::new(MethodTable::new(&api));
     let mut server = HttpServer::new(move || {
         App::new()
             .into_utoipa_app()
