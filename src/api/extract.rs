@@ -193,9 +193,7 @@ macro_rules! path_ids {
 
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
                 let parsed = match req.match_info().get(<$id>::FIELD) {
-                    Some(text) => text
-                        .parse::<$id>()
-                        .map_err(|e| ApiError::invalid(<$id>::FIELD, e.to_string())),
+                    Some(text) => parse_field(<$id>::FIELD, text),
                     // A handler mounted on a route without the parameter: a bug, not bad input.
                     None => Err(ApiError::Service(ServiceError::Internal(format!(
                         "route {:?} has no {{{}}} parameter",
@@ -211,18 +209,23 @@ macro_rules! path_ids {
 
 path_ids!(SessionId, AgentId);
 
+/// Parses a path or query parameter; a malformed one is a 400 naming it.
+fn parse_field<T>(field: &str, text: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| ApiError::invalid(field, e.to_string()))
+}
+
 /// Parses an optional id from a query parameter; a malformed one is a 400 naming it.
 pub fn query_id<T>(field: &str, value: Option<&str>) -> Result<Option<T>, ApiError>
 where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
 {
-    value
-        .map(|v| {
-            v.parse()
-                .map_err(|e: T::Err| ApiError::invalid(field, e.to_string()))
-        })
-        .transpose()
+    value.map(|v| parse_field(field, v)).transpose()
 }
 
 /// `X-Debug: true` asks for the provenance of the effective timeout config. The header is a

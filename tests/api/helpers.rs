@@ -395,6 +395,11 @@ impl Reply {
     fn status_and_body(self) -> (StatusCode, Value) {
         (self.status, self.body)
     }
+
+    /// Asserts the error body shape and code (see [`assert_error`]).
+    pub fn assert_error(&self, expected: StatusCode, code: &str) {
+        assert_error(self.status, &self.body, expected, code);
+    }
 }
 
 /// The `sessionId` of a session body.

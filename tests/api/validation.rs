@@ -118,36 +118,21 @@ async fn create_raw(app: &TestApp, content_type: &str, body: impl Into<String>) 
 async fn malformed_json_is_400(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let reply = create_raw(&app, "application/json", "{\"agentId\": ").await;
-    assert_error(
-        reply.status,
-        &reply.body,
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_ERROR",
-    );
+    reply.assert_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     assert_eq!(app.session_count("all").await, 0);
 }
 
 async fn a_non_json_content_type_is_415(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let reply = create_raw(&app, "text/plain", "{}").await;
-    assert_error(
-        reply.status,
-        &reply.body,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "VALIDATION_ERROR",
-    );
+    reply.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "VALIDATION_ERROR");
     assert_eq!(app.session_count("all").await, 0);
 }
 
 async fn a_body_that_is_not_an_object_is_400(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let reply = create_raw(&app, "application/json", "[1, 2]").await;
-    assert_error(
-        reply.status,
-        &reply.body,
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_ERROR",
-    );
+    reply.assert_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     assert_eq!(app.session_count("all").await, 0);
 }
 
@@ -155,12 +140,7 @@ async fn an_oversized_body_is_413(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let huge = format!("{{\"metadata\": \"{}\"}}", "x".repeat(300 * 1024));
     let reply = create_raw(&app, "application/json", huge).await;
-    assert_error(
-        reply.status,
-        &reply.body,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "PAYLOAD_TOO_LARGE",
-    );
+    reply.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
     assert_eq!(app.session_count("all").await, 0);
 }
 
@@ -246,12 +226,7 @@ async fn a_malformed_path_id_is_reported_before_body_and_header_errors(kind: Kin
         .body("text/plain", "{}")
         .send()
         .await;
-    assert_error(
-        reply.status,
-        &reply.body,
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_ERROR",
-    );
+    reply.assert_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     assert_eq!(
         reply.body["details"]["field"], "sessionId",
         "{}",
