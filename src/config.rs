@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::rate_limit::RateLimitSettings;
+use crate::secret::Secret;
 use crate::timeout::{PartialTimeoutConfig, TimeoutConfig};
 
 pub const DEFAULT_DATABASE_URL: &str = "data/agent-sessions.db";
@@ -31,6 +33,13 @@ pub struct Settings {
     pub retention_hours: u64,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    /// A key with every scope, held only in memory (`AGENT_SESSIONS_API_KEY`).
+    pub api_key: Option<Secret>,
+    /// Serve without credentials on a non-loopback bind while no key exists.
+    pub insecure_no_auth: bool,
+    /// Origins allowed to call from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for Settings {
@@ -46,6 +55,10 @@ impl Default for Settings {
             retention_hours: 24,
             max_body_bytes: 256 * 1024,
             log_format: LogFormat::Text,
+            api_key: None,
+            insecure_no_auth: false,
+            cors_origins: Vec::new(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -109,7 +122,34 @@ const KEYS: &[Key] = &[
         file: "log_format",
         env: "AGENT_SESSIONS_LOG_FORMAT",
     },
+    Key {
+        file: "api_key",
+        env: "AGENT_SESSIONS_API_KEY",
+    },
+    Key {
+        file: "insecure_no_auth",
+        env: "AGENT_SESSIONS_INSECURE_NO_AUTH",
+    },
+    Key {
+        file: "cors_origins",
+        env: "AGENT_SESSIONS_CORS_ORIGINS",
+    },
+    Key {
+        file: "rate_limit_session_per_minute",
+        env: "AGENT_SESSIONS_RATE_LIMIT_SESSION_PER_MINUTE",
+    },
+    Key {
+        file: "rate_limit_user_per_hour",
+        env: "AGENT_SESSIONS_RATE_LIMIT_USER_PER_HOUR",
+    },
+    Key {
+        file: "rate_limit_agent_per_hour",
+        env: "AGENT_SESSIONS_RATE_LIMIT_AGENT_PER_HOUR",
+    },
 ];
+
+/// The shortest bootstrap key accepted (about 128 bits of hex or base64).
+const API_KEY_MIN_CHARS: usize = 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -208,6 +248,59 @@ impl Layers {
         }
     }
 
+    /// The bootstrap key. Its value never appears in an error.
+    fn secret(&self, key: &str) -> Result<Option<Secret>, ConfigError> {
+        let Some((text, origin)) = self.values.get(key) else {
+            return Ok(None);
+        };
+        let text = text.trim();
+        if text.chars().count() < API_KEY_MIN_CHARS || !text.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(ConfigError::Invalid {
+                origin: origin.clone(),
+                value: "<redacted>".to_owned(),
+                expected: format!(
+                    "expected at least {API_KEY_MIN_CHARS} visible ASCII characters (generate one with `openssl rand -hex 24`)"
+                ),
+            });
+        }
+        Ok(Some(Secret::from_text(text.to_owned())))
+    }
+
+    /// Comma-separated origins, each `http(s)://host[:port]` (no path), or `*`.
+    fn origins(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let Some((text, origin)) = self.values.get(key) else {
+            return Ok(Vec::new());
+        };
+        let valid = |o: &str| {
+            o == "*"
+                || ["http://", "https://"].iter().any(|scheme| {
+                    o.strip_prefix(scheme)
+                        .is_some_and(|host| !host.is_empty() && !host.contains('/'))
+                })
+        };
+        let origins: Vec<String> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .collect();
+        match origins.iter().find(|o| !valid(o)) {
+            Some(bad) => Err(ConfigError::Invalid {
+                origin: origin.clone(),
+                value: bad.clone(),
+                expected: "expected comma-separated origins like https://chat.example.com, or *"
+                    .to_owned(),
+            }),
+            None => Ok(origins),
+        }
+    }
+
+    fn limit(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
+        Ok(self
+            .parse(key, "expected a non-negative integer (0 turns the limit off)", |_: &u32| true)?
+            .unwrap_or(default))
+    }
+
     fn range(&self, key: &str, (min, max): (i64, i64)) -> Result<Option<i64>, ConfigError> {
         self.parse(
             key,
@@ -290,6 +383,21 @@ impl Layers {
                 )?
                 .unwrap_or(d.max_body_bytes),
             log_format,
+            api_key: self.secret("api_key")?,
+            insecure_no_auth: self
+                .parse("insecure_no_auth", "expected true or false", |_: &bool| true)?
+                .unwrap_or(d.insecure_no_auth),
+            cors_origins: self.origins("cors_origins")?,
+            rate_limits: RateLimitSettings {
+                session_per_minute: self.limit(
+                    "rate_limit_session_per_minute",
+                    d.rate_limits.session_per_minute,
+                )?,
+                user_per_hour: self
+                    .limit("rate_limit_user_per_hour", d.rate_limits.user_per_hour)?,
+                agent_per_hour: self
+                    .limit("rate_limit_agent_per_hour", d.rate_limits.agent_per_hour)?,
+            },
         })
     }
 }
@@ -326,6 +434,45 @@ mod tests {
         assert_eq!(s.timeouts, TimeoutConfig::default());
         assert_eq!(s.reaper_interval_secs, 30);
         assert_eq!(s.retention_hours, 24);
+        assert_eq!(s.rate_limits, RateLimitSettings::default());
+        assert!(s.api_key.is_none() && !s.insecure_no_auth && s.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn a_bad_bootstrap_key_is_refused_without_echoing_it() {
+        let mut layers = Layers::default();
+        layers.env(env_of(&[("AGENT_SESSIONS_API_KEY", "short-secret")]));
+        let err = layers.settings().unwrap_err().to_string();
+        assert!(err.contains("AGENT_SESSIONS_API_KEY"), "{err}");
+        assert!(!err.contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn security_settings_are_read_from_the_environment() {
+        let mut layers = Layers::default();
+        layers.env(env_of(&[
+            ("AGENT_SESSIONS_API_KEY", "0123456789abcdef0123456789abcdef"),
+            ("AGENT_SESSIONS_CORS_ORIGINS", "https://chat.example.com, http://localhost:5173/"),
+            ("AGENT_SESSIONS_RATE_LIMIT_SESSION_PER_MINUTE", "0"),
+            ("AGENT_SESSIONS_RATE_LIMIT_USER_PER_HOUR", "10"),
+        ]));
+        let s = layers.settings().unwrap();
+        assert_eq!(
+            s.api_key.unwrap().expose(),
+            "0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(
+            s.cors_origins,
+            ["https://chat.example.com", "http://localhost:5173"]
+        );
+        assert_eq!(s.rate_limits.session_per_minute, 0);
+        assert_eq!(s.rate_limits.user_per_hour, 10);
+        assert_eq!(s.rate_limits.agent_per_hour, 5000);
+
+        let mut layers = Layers::default();
+        layers.env(env_of(&[("AGENT_SESSIONS_CORS_ORIGINS", "chat.example.com")]));
+        let err = layers.settings().unwrap_err().to_string();
+        assert!(err.contains("AGENT_SESSIONS_CORS_ORIGINS"), "{err}");
     }
 
     #[test]

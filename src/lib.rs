@@ -2,13 +2,16 @@
 //! Sessions API.
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod json;
 pub mod openapi;
+pub mod rate_limit;
 pub mod reaper;
+pub mod secret;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Next};
+use actix_web::middleware::{from_fn, Condition, Next};
 use actix_web::{web, App, HttpServer};
 use serde_json::json;
 use tokio::sync::watch;
@@ -14,10 +14,13 @@ use tracing::Instrument;
 
 use crate::api::routes::{self, MethodTable};
 use crate::api::ApiError;
+use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DbError, DbPool};
+use crate::rate_limit::{self, RateLimits};
 use crate::reaper::Reaper;
+use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::{api, openapi};
 use utoipa_actix_web::AppExt;
@@ -31,7 +34,18 @@ pub enum StartupError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot read the API keys: {0}")]
+    Keys(#[from] ServiceError),
+    #[error(
+        "refusing to serve on {bind} without credentials: no API key is configured. Create one \
+         (`agent-sessions keys create --scope ...`) or set AGENT_SESSIONS_API_KEY, bind to a \
+         loopback address, or pass --insecure-no-auth to serve anyone who can reach the port"
+    )]
+    NoCredentials { bind: std::net::SocketAddr },
 }
+
+/// How often idle rate-limit entries are dropped.
+const EVICT_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Application {
     port: u16,
@@ -39,6 +53,8 @@ pub struct Application {
     pool: DbPool,
     reaper: Reaper,
     reaper_interval: Duration,
+    auth: Arc<Authenticator>,
+    limits: Arc<RateLimits>,
 }
 
 impl Application {
@@ -46,6 +62,25 @@ impl Application {
     /// [`Application::run_until_stopped`]. Bind to port 0 to get a free port (tests).
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let pool = db::connect(&settings.database_url, settings.pool_size)?;
+        let loopback = settings.bind.ip().is_loopback();
+        let auth = Arc::new(Authenticator::new(
+            pool.clone(),
+            settings.api_key.as_ref(),
+            loopback || settings.insecure_no_auth,
+        )?);
+        if !auth.keys_configured() {
+            if !loopback && !settings.insecure_no_auth {
+                return Err(StartupError::NoCredentials {
+                    bind: settings.bind,
+                });
+            }
+            tracing::warn!(
+                bind = %settings.bind,
+                "no API key configured: requests without credentials are accepted; create a key \
+                 (agent-sessions keys create) before exposing the service"
+            );
+        }
+        let limits = Arc::new(RateLimits::new(settings.rate_limits, clock.clone()));
         let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.to_string(),
             source,
@@ -64,6 +99,8 @@ impl Application {
             started_at: clock.now_ms(),
             clock,
             settings: Arc::new(settings),
+            auth: auth.clone(),
+            limits: limits.clone(),
         };
         let server = serve(listener, state, workers).map_err(|source| StartupError::Bind {
             addr: format!("port {port}"),
@@ -75,6 +112,8 @@ impl Application {
             pool,
             reaper,
             reaper_interval,
+            auth,
+            limits,
         })
     }
 
@@ -98,12 +137,63 @@ impl Application {
     /// reaper stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let reaper = tokio::spawn(self.reaper.run(self.reaper_interval, stop_rx));
+        let reaper = tokio::spawn(self.reaper.run(self.reaper_interval, stop_rx.clone()));
+        let refresher = tokio::spawn(self.auth.run_refresher(stop_rx.clone()));
+        let evictor = tokio::spawn(evict_idle_limits(self.limits, stop_rx));
         let result = self.server.await;
         let _ = stop_tx.send(true);
-        let _ = reaper.await;
+        let _ = tokio::join!(reaper, refresher, evictor);
         result
     }
+}
+
+/// Drops idle rate-limit entries now and then, so memory follows the active keys.
+async fn evict_idle_limits(limits: Arc<RateLimits>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(EVICT_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let tracked = limits.evict();
+        tracing::debug!(tracked, "evicted idle rate-limit keys");
+    }
+}
+
+/// CORS for chat pages on other origins: only the configured ones. A request from another
+/// origin is not refused (same-origin pages keep working); it just gets no CORS headers, so
+/// the browser keeps the answer from the page.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .block_on_origin_mismatch(false)
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("x-api-key"),
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-debug"),
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
 }
 
 fn serve(
@@ -116,6 +206,7 @@ fn serve(
     let api = openapi::api_doc();
     let doc = web::Data::new(openapi::to_json(&api));
     let methods = web::Data::new(MethodTable::new(&api));
+    let origins = state.settings.cors_origins.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .into_utoipa_app()
@@ -131,7 +222,9 @@ fn serve(
                 }
                 .into()
             }))
+            .wrap(from_fn(rate_limit::headers))
             .wrap(from_fn(log_request))
+            .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
             // The docs page and the document it reads; the page's assets are compiled in.
             .app_data(doc.clone())
             .route("/openapi.json", web::get().to(serve_openapi))

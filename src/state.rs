@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Authenticator;
 use crate::clock::{Clock, Millis};
 use crate::config::Settings;
 use crate::db::{DbConnection, DbPool};
+use crate::rate_limit::RateLimits;
 use crate::service::{ServiceError, ServiceResult};
 
 /// How long a health probe waits for a database connection.
@@ -17,6 +19,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub started_at: Millis,
+    pub auth: Arc<Authenticator>,
+    pub limits: Arc<RateLimits>,
 }
 
 impl AppState {

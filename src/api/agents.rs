@@ -5,11 +5,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
+use crate::api::auth::{Auth, AuthCheck};
+use crate::api::error::{ApiError, AuthErrors, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson};
 use crate::api::DeletedResponse;
 use crate::clock::to_rfc3339;
-use crate::domain::{Agent, AgentId};
+use crate::domain::{Agent, AgentId, Caller, Scope};
+use crate::service::ServiceError;
 use crate::service::agents::{self as service, AgentInput};
 use crate::state::AppState;
 use crate::timeout::{ConfigSource, EffectiveConfig, PartialTimeoutConfig, TimeoutConfig};
@@ -64,6 +66,13 @@ impl AgentResponse {
     }
 }
 
+/// `agents:manage`, and a key bound to an agent manages that agent only.
+fn for_agent(auth: Auth, id: AgentId) -> Result<Caller, ApiError> {
+    let caller = auth.check(AuthCheck::scope(Scope::AgentsManage))?;
+    caller.may_act_for_agent(id).map_err(ServiceError::from)?;
+    Ok(caller)
+}
+
 /// Register (201) or replace (200) an agent. PUT replaces: fields left out are cleared.
 #[utoipa::path(
     operation_id = "putAgent", tag = "agents",
@@ -79,15 +88,18 @@ impl AgentResponse {
         ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         JsonWriteErrors,
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[put("/api/agents/{agentId}")]
 pub async fn put(
     state: web::Data<AppState>,
+    auth: Auth,
     id: AgentId,
     ApiJson(body, _): ApiJson<PutAgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    for_agent(auth, id)?;
     let input = AgentInput {
         id,
         name: body
@@ -113,11 +125,17 @@ pub async fn put(
         (status = 200, description = "The agent", body = AgentResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (AGENT_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[get("/api/agents/{agentId}")]
-pub async fn get(state: web::Data<AppState>, id: AgentId) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: AgentId,
+) -> Result<HttpResponse, ApiError> {
+    for_agent(auth, id)?;
     let agent = service::get(&state, id).await?;
     Ok(HttpResponse::Ok().json(AgentResponse::new(&agent, state.settings.timeouts)))
 }
@@ -149,14 +167,23 @@ pub struct AgentListResponse {
     responses(
         (status = 200, description = "A page of agents", body = AgentListResponse),
         (status = 400, description = "Invalid paging (VALIDATION_ERROR)", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[get("/api/agents")]
 pub async fn list(
     state: web::Data<AppState>,
+    auth: Auth,
     params: web::Query<ListAgentsParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::scope(Scope::AgentsManage))?;
+    if let Some(bound) = caller.bound_agent() {
+        return Err(ServiceError::Forbidden(format!(
+            "This key is bound to agent {bound} and cannot list other agents"
+        ))
+        .into());
+    }
     let limit = extract::int_param("limit", params.limit.as_deref(), 50, (1, 100))?;
     let offset = extract::int_param("offset", params.offset.as_deref(), 0, (0, i64::MAX))?;
     let page = service::list(&state, limit, offset).await?;
@@ -181,11 +208,17 @@ pub async fn list(
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (AGENT_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[delete("/api/agents/{agentId}")]
-pub async fn delete(state: web::Data<AppState>, id: AgentId) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: AgentId,
+) -> Result<HttpResponse, ApiError> {
+    for_agent(auth, id)?;
     let ended = service::delete(&state, id).await?;
     Ok(HttpResponse::Ok().json(DeletedResponse::new(format!(
         "Agent {id} deleted successfully; {ended} active session(s) ended"

@@ -4,13 +4,16 @@
 //! api-client and MoChat-style clients read, the top-level `code`/`message`/`details` are what
 //! plain `fetch` readers use.
 
+use actix_web::http::header::WWW_AUTHENTICATE;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use crate::auth::AuthError;
 use crate::clock::to_rfc3339;
+use crate::rate_limit::Limited;
 use crate::service::ServiceError;
 
 /// Everything a request can fail with: the service's errors and the HTTP layer's own.
@@ -27,6 +30,12 @@ pub enum ApiError {
     /// Carries the resource's methods for the `Allow` header.
     #[error("Method not allowed; this resource allows {0}")]
     MethodNotAllowed(String),
+    /// No usable credential (401, with `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(AuthError),
+    /// Over a rate limit (429, with `Retry-After`).
+    #[error("Rate limit exceeded ({} limit: {} requests); retry in {} s", .0.info.kind.as_str(), .0.info.limit, .0.retry_after_secs)]
+    RateLimited(Limited),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -49,12 +58,17 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::Unauthorized(AuthError::Unavailable) => "SERVICE_UNAVAILABLE",
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::RateLimited(_) => "RATE_LIMITED",
             Self::Service(e) => match e {
                 S::SessionNotFound(_) => "SESSION_NOT_FOUND",
                 S::SessionExpired { .. } => "SESSION_EXPIRED",
                 S::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
                 S::MaxDurationExceeded { .. } => "MAX_DURATION_EXCEEDED",
                 S::AgentNotFound(_) => "AGENT_NOT_FOUND",
+                S::KeyNotFound(_) => "KEY_NOT_FOUND",
+                S::Forbidden(_) => "FORBIDDEN",
                 S::ForeignAuthor => "VALIDATION_ERROR",
                 S::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
                 S::Conflict => "CONFLICT",
@@ -80,6 +94,8 @@ impl ApiError {
                 "Session {session_id} is already older than the requested maxDurationMinutes"
             ),
             S::AgentNotFound(id) => format!("Agent {id} not found"),
+            S::KeyNotFound(id) => format!("API key {id} not found"),
+            S::Forbidden(why) => why.clone(),
             S::ForeignAuthor => format!("authorId: {FOREIGN_AUTHOR}"),
             S::IdempotencyKeyReused => {
                 "The Idempotency-Key was already used with a different request".to_owned()
@@ -111,6 +127,11 @@ impl ApiError {
                 "sessionAgeMs": age_ms,
             })),
             Self::Service(S::AgentNotFound(id)) => Some(json!({ "agentId": id })),
+            Self::Service(S::KeyNotFound(id)) => Some(json!({ "keyId": id })),
+            Self::RateLimited(l) => Some(json!({
+                "limit": l.info.kind.as_str(),
+                "retryAfterSeconds": l.retry_after_secs,
+            })),
             Self::Service(S::ForeignAuthor) => {
                 Some(json!({ "field": "authorId", "reason": FOREIGN_AUTHOR }))
             }
@@ -151,7 +172,12 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_)
             | Self::Service(S::SessionNotFound(_))
-            | Self::Service(S::AgentNotFound(_)) => StatusCode::NOT_FOUND,
+            | Self::Service(S::AgentNotFound(_))
+            | Self::Service(S::KeyNotFound(_)) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(AuthError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Service(S::Forbidden(_)) => StatusCode::FORBIDDEN,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Service(S::SessionExpired { .. }) => StatusCode::GONE,
             Self::Service(
@@ -177,8 +203,23 @@ impl ResponseError for ApiError {
         let message = self.message();
         let details = self.details();
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::MethodNotAllowed(allow) = self {
-            response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+        match self {
+            Self::MethodNotAllowed(allow) => {
+                response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+            }
+            Self::Unauthorized(AuthError::Missing) => {
+                response.insert_header((WWW_AUTHENTICATE, r#"Bearer realm="agent-sessions""#));
+            }
+            Self::Unauthorized(AuthError::Malformed | AuthError::Unknown) => {
+                response.insert_header((
+                    WWW_AUTHENTICATE,
+                    r#"Bearer realm="agent-sessions", error="invalid_token""#,
+                ));
+            }
+            Self::RateLimited(l) => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, l.retry_after_secs));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {
@@ -203,6 +244,23 @@ pub enum ServerErrors {
     /// The database cannot be reached (SERVICE_UNAVAILABLE).
     #[response(status = 503)]
     Unavailable(ErrorBody),
+}
+
+/// Responses of every operation that needs a credential.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documents responses; never constructed
+pub enum AuthErrors {
+    /// No credential (when keys are configured), or a malformed, unknown or revoked one
+    /// (UNAUTHORIZED; header `WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The credential may not do this: a key without the scope, bound to another agent, or a
+    /// session token used outside its session (FORBIDDEN).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Over a rate limit (RATE_LIMITED; headers `Retry-After` and `RateLimit-*`).
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
 }
 
 /// Responses every operation that takes a JSON body and writes can give.

@@ -2,7 +2,10 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::api::auth::{Auth, AuthCheck};
+use crate::api::error::{ApiError, AuthErrors};
 use crate::clock::to_rfc3339;
+use crate::domain::Scope;
 use crate::service::health;
 use crate::state::AppState;
 
@@ -34,11 +37,16 @@ pub struct HealthResponse {
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
         (status = 503, description = "The database cannot be reached", body = HealthResponse),
+        AuthErrors,
     )
 )]
 #[get("/api/messaging/sessions/health")]
-pub async fn sessions_health(state: web::Data<AppState>) -> HttpResponse {
-    match health::report(&state).await {
+pub async fn sessions_health(
+    state: web::Data<AppState>,
+    auth: Auth,
+) -> Result<HttpResponse, ApiError> {
+    auth.check(AuthCheck::scope(Scope::SessionsHealth))?;
+    Ok(match health::report(&state).await {
         Ok(r) => HttpResponse::Ok().json(HealthResponse {
             status: HealthStatus::Healthy,
             active_sessions: r.active_sessions,
@@ -59,5 +67,5 @@ pub async fn sessions_health(state: web::Data<AppState>) -> HttpResponse {
                 uptime: (now - state.started_at).max(0) / 1000,
             })
         }
-    }
+    })
 }

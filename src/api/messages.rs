@@ -7,10 +7,11 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::api::created;
-use crate::api::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
+use crate::api::auth::{Auth, AuthCheck};
+use crate::api::error::{ApiError, AuthErrors, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson, IdempotencyHeader};
 use crate::clock::{to_rfc3339, Millis};
-use crate::domain::{Attachment, AuthorId, Message, MessageId, SessionId};
+use crate::domain::{Attachment, AuthorId, Message, MessageId, Scope, SessionId};
 use crate::service::messages::{self as service, NewMessage, PageQuery, Sent};
 use crate::state::AppState;
 use crate::{json, validation};
@@ -166,18 +167,29 @@ impl From<&Sent> for SentMessageResponse {
         (status = 410, description = "Session expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
         JsonWriteErrors,
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[post("/api/messaging/sessions/{sessionId}/messages")]
 pub async fn send(
     state: web::Data<AppState>,
+    auth: Auth,
     id: SessionId,
     idempotency: IdempotencyHeader,
     ApiJson(body, raw): ApiJson<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = idempotency.key(format!("POST /api/messaging/sessions/{id}/messages"), &raw)?;
-    let outcome = service::send(&state, id, body.into(), key).await?;
+    let caller = auth.check(
+        AuthCheck::scope(Scope::SessionsWrite)
+            .session(id)
+            .or_session_token(),
+    )?;
+    let scope = format!(
+        "{} POST /api/messaging/sessions/{id}/messages",
+        caller.idempotency_scope()
+    );
+    let key = idempotency.key(scope, &raw)?;
+    let outcome = service::send(&state, &caller, id, body.into(), key).await?;
     Ok(created(
         outcome.replayed,
         SentMessageResponse::from(&outcome.value),
@@ -292,21 +304,28 @@ fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Mil
         (status = 400, description = "Invalid paging (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown session (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Session expired (SESSION_EXPIRED)", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[get("/api/messaging/sessions/{sessionId}/messages")]
 pub async fn list(
     state: web::Data<AppState>,
+    auth: Auth,
     id: SessionId,
     params: web::Query<ListMessagesParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(
+        AuthCheck::scope(Scope::SessionsRead)
+            .session(id)
+            .or_session_token(),
+    )?;
     let query = PageQuery {
         limit: extract::int_param("limit", params.limit.as_deref(), 50, (1, 100))?,
         before: cursor("before", params.before.as_deref(), true)?,
         after: cursor("after", params.after.as_deref(), false)?,
     };
-    let page = service::list(&state, id, query).await?;
+    let page = service::list(&state, &caller, id, query).await?;
     Ok(HttpResponse::Ok().json(MessageListResponse {
         cursors: Cursors {
             before: page.messages.last().map(|m| m.created_at),

@@ -3,6 +3,7 @@
 //! response.
 
 pub mod agents;
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(sessions::renew)
         .service(sessions::heartbeat)
         .service(sessions::update_timeout)
+        .service(sessions::issue_token)
         .service(messages::send)
         .service(messages::list)
         .service(agents::put)

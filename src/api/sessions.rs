@@ -6,14 +6,17 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::error::{ApiError, ErrorBody, JsonWriteErrors, ServerErrors};
+use crate::api::auth::{Auth, AuthCheck};
+use crate::api::error::{ApiError, AuthErrors, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::api::{created, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::domain::{
-    ids, AgentId, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+    ids, AgentId, Scope, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
 };
+use crate::secret::Secret;
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
+use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::timeout::{ConfigSources, PartialTimeoutConfig, TimeoutConfig};
 use crate::{json, validation};
@@ -133,6 +136,32 @@ impl SessionResponse {
     }
 }
 
+/// A new session and the token that opens it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedSessionResponse {
+    #[serde(flatten)]
+    pub session: SessionResponse,
+    /// Opens this session only (send as its user, read, renew, heartbeat, end): give it to
+    /// the user's browser instead of an API key. Shown once; a replayed create hands out a
+    /// new one and revokes this one. Absent only on a replay whose session is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ast_6f1c2a9e0b7d4c3f8a5e1d2c0b9a8f7e6d5c4b3a2f1e0d9c")]
+    pub session_token: Option<String>,
+}
+
+/// A session's new token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionTokenResponse {
+    pub session_id: SessionId,
+    /// The participant the token writes as.
+    pub user_id: UserId,
+    /// Shown once; the session's earlier token no longer works.
+    #[schema(example = "ast_6f1c2a9e0b7d4c3f8a5e1d2c0b9a8f7e6d5c4b3a2f1e0d9c")]
+    pub session_token: String,
+}
+
 fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
     HttpResponse::Ok().json(SessionResponse::new(snapshot, debug.0))
 }
@@ -149,7 +178,7 @@ fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
         ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters. Retries with the same key and body within 24 h replay the first response"),
     ),
     responses(
-        (status = 201, description = "Session created (or replayed: header `Idempotent-Replayed: true`)", body = SessionResponse,
+        (status = 201, description = "Session created (or replayed: header `Idempotent-Replayed: true`)", body = CreatedSessionResponse,
             links(
                 ("GetSession" = (operation_id = "getSession", parameters(("sessionId" = "$response.body#/sessionId")))),
                 ("DeleteSession" = (operation_id = "deleteSession", parameters(("sessionId" = "$response.body#/sessionId")))),
@@ -164,27 +193,37 @@ fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
         (status = 404, description = "Agent not registered (AGENT_NOT_FOUND)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
         JsonWriteErrors,
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[post("/api/messaging/sessions")]
 pub async fn create(
     state: web::Data<AppState>,
+    auth: Auth,
     debug: DebugFlag,
     idempotency: IdempotencyHeader,
     ApiJson(body, raw): ApiJson<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = idempotency.key("POST /api/messaging/sessions".to_owned(), &raw)?;
+    let caller = auth.check(
+        AuthCheck::scope(Scope::SessionsCreate).on_behalf_of(body.user_id, body.agent_id),
+    )?;
+    let scope = format!("{} POST /api/messaging/sessions", caller.idempotency_scope());
+    let key = idempotency.key(scope, &raw)?;
     let input = NewSession {
         agent_id: body.agent_id,
         user_id: body.user_id,
         metadata: validation::metadata_or_empty(body.metadata),
         timeout_config: body.timeout_config.unwrap_or_default(),
     };
-    let outcome = service::create(&state, input, key).await?;
+    let created_session = service::create(&state, &caller, input, key).await?;
+    let outcome = created_session.outcome;
     Ok(created(
         outcome.replayed,
-        SessionResponse::new(&outcome.value, debug.0),
+        CreatedSessionResponse {
+            session: SessionResponse::new(&outcome.value, debug.0),
+            session_token: created_session.token.as_ref().map(|t| t.expose().to_owned()),
+        },
     ))
 }
 
@@ -200,16 +239,23 @@ pub async fn create(
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown or purged (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED; details.expiredAt)", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[get("/api/messaging/sessions/{sessionId}")]
 pub async fn get(
     state: web::Data<AppState>,
+    auth: Auth,
     id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(&service::get(&state, id).await?, debug))
+    let caller = auth.check(
+        AuthCheck::scope(Scope::SessionsRead)
+            .session(id)
+            .or_session_token(),
+    )?;
+    Ok(ok(&service::get(&state, &caller, id).await?, debug))
 }
 
 /// Filters and paging for the session list.
@@ -235,7 +281,7 @@ pub struct ListSessionsParams {
 }
 
 impl ListSessionsParams {
-    fn parse(self) -> Result<ListQuery, ApiError> {
+    fn parse(self, bound_agent: Option<AgentId>) -> Result<ListQuery, ApiError> {
         let status = match self.status.as_deref().map(str::trim) {
             None | Some("active") => StatusFilter::Active,
             Some("expired") => StatusFilter::Expired,
@@ -247,9 +293,22 @@ impl ListSessionsParams {
                 ))
             }
         };
+        // A key bound to an agent lists that agent's sessions only.
+        let agent_id = match (
+            extract::query_id(AgentId::FIELD, self.agent_id.as_deref())?,
+            bound_agent,
+        ) {
+            (Some(asked), Some(bound)) if asked != bound => {
+                return Err(ServiceError::Forbidden(format!(
+                    "This key is bound to agent {bound} and cannot list agent {asked}'s sessions"
+                ))
+                .into())
+            }
+            (asked, bound) => asked.or(bound),
+        };
         Ok(ListQuery {
             filter: SessionFilter {
-                agent_id: extract::query_id(AgentId::FIELD, self.agent_id.as_deref())?,
+                agent_id,
                 user_id: extract::query_id(UserId::FIELD, self.user_id.as_deref())?,
             },
             status,
@@ -287,15 +346,18 @@ pub struct SessionListResponse {
     responses(
         (status = 200, description = "A page of sessions", body = SessionListResponse),
         (status = 400, description = "Invalid filter or paging (VALIDATION_ERROR)", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[get("/api/messaging/sessions")]
 pub async fn list(
     state: web::Data<AppState>,
+    auth: Auth,
     params: web::Query<ListSessionsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.into_inner().parse()?;
+    let caller = auth.check(AuthCheck::scope(Scope::SessionsRead))?;
+    let query = params.into_inner().parse(caller.bound_agent())?;
     let (limit, offset) = (query.limit, query.offset);
     let page = service::list(&state, query).await?;
     Ok(HttpResponse::Ok().json(SessionListResponse {
@@ -324,12 +386,22 @@ pub async fn list(
         (status = 200, description = "Deleted", body = DeletedResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[delete("/api/messaging/sessions/{sessionId}")]
-pub async fn delete(state: web::Data<AppState>, id: SessionId) -> Result<HttpResponse, ApiError> {
-    service::delete(&state, id).await?;
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: SessionId,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(
+        AuthCheck::scope(Scope::SessionsManage)
+            .session(id)
+            .or_session_token(),
+    )?;
+    service::delete(&state, &caller, id).await?;
     Ok(HttpResponse::Ok().json(DeletedResponse::new(format!(
         "Session {id} deleted successfully"
     ))))
@@ -349,16 +421,23 @@ pub async fn delete(state: web::Data<AppState>, id: SessionId) -> Result<HttpRes
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 422, description = "Max duration reached (SESSION_RENEWAL_FAILED)", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[post("/api/messaging/sessions/{sessionId}/renew")]
 pub async fn renew(
     state: web::Data<AppState>,
+    auth: Auth,
     id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(&service::renew(&state, id).await?, debug))
+    let caller = auth.check(
+        AuthCheck::scope(Scope::SessionsWrite)
+            .session(id)
+            .or_session_token(),
+    )?;
+    Ok(ok(&service::renew(&state, &caller, id).await?, debug))
 }
 
 /// Keep a session alive: records activity and renews it when `autoRenew` is on.
@@ -374,16 +453,23 @@ pub async fn renew(
         (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[post("/api/messaging/sessions/{sessionId}/heartbeat")]
 pub async fn heartbeat(
     state: web::Data<AppState>,
+    auth: Auth,
     id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(&service::heartbeat(&state, id).await?, debug))
+    let caller = auth.check(
+        AuthCheck::scope(Scope::SessionsWrite)
+            .session(id)
+            .or_session_token(),
+    )?;
+    Ok(ok(&service::heartbeat(&state, &caller, id).await?, debug))
 }
 
 /// Change a session's timeout config. Fields given override the current ones; `expiresAt` is
@@ -402,18 +488,53 @@ pub async fn heartbeat(
         (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
         (status = 422, description = "The session is already older than the new maxDurationMinutes (MAX_DURATION_EXCEEDED)", body = ErrorBody),
         JsonWriteErrors,
+        AuthErrors,
         ServerErrors,
     )
 )]
 #[patch("/api/messaging/sessions/{sessionId}/timeout")]
 pub async fn update_timeout(
     state: web::Data<AppState>,
+    auth: Auth,
     id: SessionId,
     debug: DebugFlag,
     ApiJson(patch, _): ApiJson<PartialTimeoutConfig>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::scope(Scope::SessionsManage).session(id))?;
     Ok(ok(
-        &service::update_timeout(&state, id, patch).await?,
+        &service::update_timeout(&state, &caller, id, patch).await?,
         debug,
     ))
+}
+
+/// Issue a new session token for the session's user; the earlier one stops working at once
+/// (a lost or leaked token is replaced without ending the chat).
+///
+/// Requires the scope `sessions:manage`; a session token cannot do this.
+#[utoipa::path(
+    operation_id = "issueSessionToken", tag = "sessions",
+    params(("sessionId" = SessionId, Path, description = "Session id")),
+    responses(
+        (status = 201, description = "A new token; the earlier one is revoked", body = SessionTokenResponse),
+        (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
+        (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
+        (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
+        AuthErrors,
+        ServerErrors,
+    )
+)]
+#[post("/api/messaging/sessions/{sessionId}/token")]
+pub async fn issue_token(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: SessionId,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::scope(Scope::SessionsManage).session(id))?;
+    let (snapshot, token): (Snapshot, Secret) = service::reissue_token(&state, &caller, id).await?;
+    Ok(HttpResponse::Created().json(SessionTokenResponse {
+        session_id: snapshot.session.id,
+        user_id: snapshot.session.user_id,
+        session_token: token.expose().to_owned(),
+    }))
 }

@@ -6,10 +6,10 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::Value;
 
-use super::schema::{agents, idempotency_outcomes, messages, sessions};
+use super::schema::{agents, api_keys, idempotency_outcomes, messages, session_tokens, sessions};
 use crate::domain::{
-    Agent, AgentId, Attachment, Author, Message, MessageId, Session, SessionId, SessionStatus,
-    UserId,
+    Agent, AgentId, ApiKey, Attachment, Author, Message, MessageId, Scopes, Session, SessionId,
+    SessionStatus, UserId,
 };
 use crate::timeout::{ConfigSources, EffectiveConfig, PartialTimeoutConfig, TimeoutConfig};
 
@@ -361,4 +361,95 @@ pub struct IdempotencyRow {
     pub request_hash: String,
     pub outcome: String,
     pub created_at: i64,
+}
+
+// ---------------------------------------------------------------------------------------
+// api_keys and session_tokens: digests only, never a usable secret.
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub secret_hash: String,
+    pub scopes: String,
+    pub agent_id: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A stored key without its digest.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyInfoRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub scopes: String,
+    pub agent_id: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyInfoRow> for ApiKey {
+    type Error = DieselError;
+
+    fn try_from(row: ApiKeyInfoRow) -> QueryResult<Self> {
+        let id = &row.id;
+        Ok(Self {
+            id: column("api_keys", id, "id", id.parse())?,
+            name: row.name,
+            scopes: column("api_keys", id, "scopes", Scopes::parse(&row.scopes))?,
+            agent_id: row
+                .agent_id
+                .map(|a| column("api_keys", id, "agent_id", a.parse::<AgentId>()))
+                .transpose()?,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+impl ApiKey {
+    pub fn to_row(&self, secret_hash: String) -> ApiKeyRow {
+        ApiKeyRow {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            secret_hash,
+            scopes: self.scopes.to_text(),
+            agent_id: self.agent_id.map(|a| a.to_string()),
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = session_tokens)]
+pub struct SessionTokenRow {
+    pub token_hash: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub agent_id: String,
+    pub created_at: i64,
+}
+
+/// What a session token grants: one session, written as one participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub agent_id: AgentId,
+}
+
+impl TryFrom<SessionTokenRow> for TokenGrant {
+    type Error = DieselError;
+
+    fn try_from(row: SessionTokenRow) -> QueryResult<Self> {
+        let id = &row.session_id;
+        Ok(Self {
+            session_id: column("session_tokens", id, "session_id", id.parse())?,
+            user_id: column("session_tokens", id, "user_id", row.user_id.parse())?,
+            agent_id: column("session_tokens", id, "agent_id", row.agent_id.parse())?,
+        })
+    }
 }

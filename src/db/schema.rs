@@ -60,4 +60,36 @@ diesel::table! {
 
 diesel::joinable!(messages -> sessions (session_id));
 
-diesel::allow_tables_to_appear_in_same_query!(agents, sessions, messages, idempotency_outcomes);
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Nullable<Text>,
+        secret_hash -> Text,
+        scopes -> Text,
+        agent_id -> Nullable<Text>,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    session_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> Text,
+        user_id -> Text,
+        agent_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(session_tokens -> sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    agents,
+    sessions,
+    messages,
+    idempotency_outcomes,
+    api_keys,
+    session_tokens
+);

@@ -43,6 +43,10 @@ macro_rules! uuid_ids {
             pub fn new_random() -> Self {
                 Self(Uuid::new_v4())
             }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
         }
 
         impl FromStr for $name {
@@ -102,6 +106,8 @@ uuid_ids! {
     MessageId = "messageId";
     /// Who wrote a message: the session's `userId` or its `agentId`.
     AuthorId = "authorId";
+    /// An API key's public id (shown by `keys list`, used by `keys revoke`); never its secret.
+    KeyId = "keyId";
 }
 
 /// The schema of every id type.

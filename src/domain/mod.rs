@@ -2,11 +2,13 @@
 //! storage rows live in `db/`, the wire shapes in `api/`.
 
 pub mod agent;
+pub mod credential;
 pub mod ids;
 pub mod message;
 pub mod session;
 
 pub use agent::Agent;
-pub use ids::{AgentId, AuthorId, InvalidId, MessageId, SessionId, UserId};
+pub use credential::{ApiKey, Caller, Forbidden, Scope, Scopes};
+pub use ids::{AgentId, AuthorId, InvalidId, KeyId, MessageId, SessionId, UserId};
 pub use message::{Attachment, Author, Message};
 pub use session::{Session, SessionFilter, SessionStatus, StatusFilter};

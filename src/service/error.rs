@@ -2,7 +2,7 @@
 //! and body.
 
 use crate::clock::Millis;
-use crate::domain::{AgentId, SessionId};
+use crate::domain::{AgentId, Forbidden, KeyId, SessionId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -22,6 +22,12 @@ pub enum ServiceError {
     MaxDurationExceeded { session_id: SessionId, age_ms: i64 },
     #[error("agent {0} not found")]
     AgentNotFound(AgentId),
+    #[error("API key {0} not found")]
+    KeyNotFound(KeyId),
+    /// The caller is authenticated but may not do this (a bound key and another agent's
+    /// session, a session token and another session, an author it cannot write as).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A message's author is neither the session's user nor its agent.
     #[error("the author must be the session's user or agent")]
     ForeignAuthor,
@@ -48,6 +54,12 @@ impl From<diesel::result::Error> for ServiceError {
             ) => Self::Conflict,
             e => Self::Internal(format!("database: {e}")),
         }
+    }
+}
+
+impl From<Forbidden> for ServiceError {
+    fn from(e: Forbidden) -> Self {
+        Self::Forbidden(e.0)
     }
 }
 

@@ -4,7 +4,6 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::clock::Millis;
 use crate::db::models::{json_text, IdempotencyRow};
@@ -39,11 +38,10 @@ impl IdempotencyKey {
         if !valid {
             return Err(InvalidIdempotencyKey);
         }
-        let digest = Sha256::digest(request.to_string().as_bytes());
         Ok(Self {
             scope,
             key: key.to_owned(),
-            request_hash: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            request_hash: crate::secret::digest(&request.to_string()),
         })
     }
 }

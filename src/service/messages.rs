@@ -3,7 +3,9 @@ use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::messages::{self as repo, Direction};
-use crate::domain::{Attachment, Author, AuthorId, Message, MessageId, Session, SessionId};
+use crate::domain::{
+    Attachment, Author, AuthorId, Caller, Message, MessageId, Session, SessionId,
+};
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
 use crate::service::sessions::{load_live, mutate, touch};
 use crate::service::{transact, ServiceError, ServiceResult};
@@ -28,8 +30,16 @@ pub struct Sent {
     pub now: Millis,
 }
 
-/// Who wrote it: the session's user by default, its agent when the agent's id is given.
-fn author(session: &Session, author_id: Option<AuthorId>) -> ServiceResult<Author> {
+/// Who wrote it: fixed by a session token (its user) or an agent-bound key (the agent);
+/// otherwise the session's user by default, its agent when the agent's id is given.
+fn author(
+    caller: &Caller,
+    session: &Session,
+    author_id: Option<AuthorId>,
+) -> ServiceResult<Author> {
+    if let Some(fixed) = caller.author(author_id)? {
+        return Ok(fixed);
+    }
     let user = Author::User(session.user_id);
     let agent = Author::Agent(session.agent_id);
     match author_id {
@@ -46,11 +56,13 @@ fn author(session: &Session, author_id: Option<AuthorId>) -> ServiceResult<Autho
 /// concurrent senders are serialized and cursors stay exact.
 pub async fn send(
     state: &AppState,
+    caller: &Caller,
     session_id: SessionId,
     input: NewMessage,
     idempotency_key: Option<IdempotencyKey>,
 ) -> ServiceResult<Outcome<Sent>> {
     let now = state.now();
+    let caller = caller.clone();
     state
         .db(move |conn| {
             transact(conn, |conn| {
@@ -58,6 +70,7 @@ pub async fn send(
                     let mut was_renewed = false;
                     let (session, message) = mutate(
                         conn,
+                        &caller,
                         session_id,
                         now,
                         |s| {
@@ -65,7 +78,7 @@ pub async fn send(
                             Ok(())
                         },
                         |conn, s| {
-                            let author = author(s, input.author_id)?;
+                            let author = author(&caller, s, input.author_id)?;
                             let (seq, created_at) = match repo::last_position(conn, s.id)? {
                                 Some((seq, last)) => (seq + 1, now.max(last + 1)),
                                 None => (1, now),
@@ -116,13 +129,15 @@ pub struct MessagePage {
 /// (reading forwards); otherwise the newest `limit` before `before` (or overall).
 pub async fn list(
     state: &AppState,
+    caller: &Caller,
     session_id: SessionId,
     query: PageQuery,
 ) -> ServiceResult<MessagePage> {
     let now = state.now();
+    let caller = caller.clone();
     state
         .db(move |conn| {
-            load_live(conn, session_id, now)?;
+            load_live(conn, &caller, session_id, now)?;
             let direction = match (query.before, query.after) {
                 (None, Some(_)) => Direction::Forward,
                 _ => Direction::Backward,

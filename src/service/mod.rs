@@ -6,8 +6,10 @@ pub mod agents;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+pub mod keys;
 pub mod messages;
 pub mod sessions;
+pub mod tokens;
 
 pub use error::{ServiceError, ServiceResult};
 

@@ -6,10 +6,11 @@ use crate::db::repo::agents as agent_repo;
 use crate::db::repo::sessions as repo;
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::{
-    AgentId, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+    AgentId, Caller, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
 };
+use crate::secret::Secret;
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
-use crate::service::{transact, ServiceError, ServiceResult};
+use crate::service::{tokens, transact, ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::timeout::policy::{self, RenewalError};
 use crate::timeout::{ConfigSource, PartialTimeoutConfig};
@@ -30,19 +31,30 @@ pub struct NewSession {
     pub timeout_config: PartialTimeoutConfig,
 }
 
-/// Creates a session in one short transaction; with an idempotency key, a retry gets the
-/// first outcome back instead.
+/// A created (or replayed) session and the token that opens it.
+#[derive(Debug)]
+pub struct Created {
+    pub outcome: Outcome<Snapshot>,
+    /// `None` only for a replay whose session is gone (deleted or purged) since.
+    pub token: Option<Secret>,
+}
+
+/// Creates a session and its user's token in one short transaction; with an idempotency key,
+/// a retry gets the first outcome back instead, with a fresh token (only the digest of the
+/// first was kept) that revokes the earlier one.
 pub async fn create(
     state: &AppState,
+    caller: &Caller,
     input: NewSession,
     idempotency_key: Option<IdempotencyKey>,
-) -> ServiceResult<Outcome<Snapshot>> {
+) -> ServiceResult<Created> {
+    caller.may_act_for_agent(input.agent_id)?;
     let now = state.now();
     let global = state.settings.timeouts;
     state
         .db(move |conn| {
             transact(conn, |conn| {
-                idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
+                let outcome = idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
                     let agent = agent_repo::find(conn, input.agent_id)?
                         .ok_or(ServiceError::AgentNotFound(input.agent_id))?;
                     let config =
@@ -63,19 +75,40 @@ pub async fn create(
                     };
                     repo::insert(conn, &session)?;
                     Ok(Snapshot { session, now })
-                })
+                })?;
+                let id = outcome.value.session.id;
+                let token = match repo::find(conn, id)? {
+                    Some(session) => Some(tokens::issue(conn, &session, now)?),
+                    None => None,
+                };
+                Ok(Created { outcome, token })
             })
         })
         .await
 }
 
-/// The session if it is live at `now`: not found when unknown, expired when over.
+/// The session if the caller may touch it: not found when unknown, forbidden when it is not
+/// the caller's (checked before anything else is revealed or written).
+fn load_for(conn: &mut DbConnection, caller: &Caller, id: SessionId) -> ServiceResult<Session> {
+    let session = repo::find(conn, id)?.ok_or(ServiceError::SessionNotFound(id))?;
+    caller.may_touch(&session)?;
+    Ok(session)
+}
+
+/// The session if the caller may touch it and it is live at `now`: not found when unknown,
+/// forbidden when not the caller's, expired when over.
 pub(crate) fn load_live(
     conn: &mut DbConnection,
+    caller: &Caller,
     id: SessionId,
     now: Millis,
 ) -> ServiceResult<Session> {
-    let session = repo::find(conn, id)?.ok_or(ServiceError::SessionNotFound(id))?;
+    let session = load_for(conn, caller, id)?;
+    live(session, now)
+}
+
+fn live(session: Session, now: Millis) -> ServiceResult<Session> {
+    let id = session.id;
     match session.expired_at(now) {
         None => Ok(session),
         Some(expired_at) => Err(ServiceError::SessionExpired {
@@ -86,11 +119,12 @@ pub(crate) fn load_live(
 }
 
 /// One indexed read; not found when unknown, expired when over.
-pub async fn get(state: &AppState, id: SessionId) -> ServiceResult<Snapshot> {
+pub async fn get(state: &AppState, caller: &Caller, id: SessionId) -> ServiceResult<Snapshot> {
     let now = state.now();
+    let caller = caller.clone();
     state
         .db(move |conn| {
-            let session = load_live(conn, id, now)?;
+            let session = load_live(conn, &caller, id, now)?;
             Ok(Snapshot { session, now })
         })
         .await
@@ -102,13 +136,14 @@ pub async fn get(state: &AppState, id: SessionId) -> ServiceResult<Snapshot> {
 /// [`ServiceError::Conflict`] makes [`super::transact`] retry.
 pub(crate) fn mutate<T>(
     conn: &mut DbConnection,
+    caller: &Caller,
     id: SessionId,
     now: Millis,
     change: impl FnOnce(&mut Session) -> ServiceResult<()>,
     then: impl FnOnce(&mut DbConnection, &Session) -> ServiceResult<T>,
 ) -> ServiceResult<(Session, T)> {
     repo::lock(conn, id)?;
-    let mut session = load_live(conn, id, now)?;
+    let mut session = load_live(conn, caller, id, now)?;
     let version = session.version;
     change(&mut session)?;
     if !repo::update_if_version(conn, &session, version)? {
@@ -121,14 +156,16 @@ pub(crate) fn mutate<T>(
 
 async fn mutate_snapshot(
     state: &AppState,
+    caller: &Caller,
     id: SessionId,
     change: impl Fn(&mut Session, Millis) -> ServiceResult<()> + Send + 'static,
 ) -> ServiceResult<Snapshot> {
     let now = state.now();
+    let caller = caller.clone();
     state
         .db(move |conn| {
             let (session, ()) = transact(conn, |conn| {
-                mutate(conn, id, now, |s| change(s, now), |_, _| Ok(()))
+                mutate(conn, &caller, id, now, |s| change(s, now), |_, _| Ok(()))
             })?;
             Ok(Snapshot { session, now })
         })
@@ -136,8 +173,8 @@ async fn mutate_snapshot(
 }
 
 /// An explicit renew: always tries; fails when the max-duration cap leaves nothing to extend.
-pub async fn renew(state: &AppState, id: SessionId) -> ServiceResult<Snapshot> {
-    mutate_snapshot(state, id, |s, now| {
+pub async fn renew(state: &AppState, caller: &Caller, id: SessionId) -> ServiceResult<Snapshot> {
+    mutate_snapshot(state, caller, id, |s, now| {
         let c = &s.config.config;
         match policy::renew(c, s.created_at, s.expires_at, now) {
             Ok(expires_at) => {
@@ -170,8 +207,12 @@ pub(crate) fn touch(session: &mut Session, now: Millis) -> bool {
 }
 
 /// Keeps the session alive: updates lastActivity and renews when auto-renew is on.
-pub async fn heartbeat(state: &AppState, id: SessionId) -> ServiceResult<Snapshot> {
-    mutate_snapshot(state, id, |s, now| {
+pub async fn heartbeat(
+    state: &AppState,
+    caller: &Caller,
+    id: SessionId,
+) -> ServiceResult<Snapshot> {
+    mutate_snapshot(state, caller, id, |s, now| {
         touch(s, now);
         Ok(())
     })
@@ -182,10 +223,11 @@ pub async fn heartbeat(state: &AppState, id: SessionId) -> ServiceResult<Snapsho
 /// capped by the (possibly new) maximum duration.
 pub async fn update_timeout(
     state: &AppState,
+    caller: &Caller,
     id: SessionId,
     patch: PartialTimeoutConfig,
 ) -> ServiceResult<Snapshot> {
-    mutate_snapshot(state, id, move |s, now| {
+    mutate_snapshot(state, caller, id, move |s, now| {
         let config = s.config.overridden(&patch, ConfigSource::Session);
         let expires_at = policy::expiry(&config.config, s.created_at, now);
         if policy::is_expired(expires_at, now) {
@@ -202,15 +244,43 @@ pub async fn update_timeout(
     .await
 }
 
-/// Deletes the session and everything it owns; works for expired sessions too.
-pub async fn delete(state: &AppState, id: SessionId) -> ServiceResult<()> {
+/// Deletes the session and everything it owns (its messages and tokens); an API key may
+/// delete an expired session too, while a session token dies with its session (410).
+pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> ServiceResult<()> {
+    let now = state.now();
+    let caller = caller.clone();
     state
         .db(move |conn| {
-            if write_transaction(conn, |conn| repo::delete(conn, id))? {
-                Ok(())
-            } else {
-                Err(ServiceError::SessionNotFound(id))
-            }
+            write_transaction(conn, |conn| {
+                let session = load_for(conn, &caller, id)?;
+                if let Caller::SessionToken { .. } = caller {
+                    live(session, now)?;
+                }
+                if repo::delete(conn, id)? {
+                    Ok(())
+                } else {
+                    Err(ServiceError::SessionNotFound(id))
+                }
+            })
+        })
+        .await
+}
+
+/// A new token for the session's user; the earlier ones stop working at once.
+pub async fn reissue_token(
+    state: &AppState,
+    caller: &Caller,
+    id: SessionId,
+) -> ServiceResult<(Snapshot, Secret)> {
+    let now = state.now();
+    let caller = caller.clone();
+    state
+        .db(move |conn| {
+            transact(conn, |conn| {
+                let session = load_live(conn, &caller, id, now)?;
+                let token = tokens::issue(conn, &session, now)?;
+                Ok((Snapshot { session, now }, token))
+            })
         })
         .await
 }

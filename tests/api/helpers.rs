@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use agent_sessions::clock::ManualClock;
 use agent_sessions::config::Settings;
 use agent_sessions::db::{DbConnection, DbPool};
+use agent_sessions::rate_limit::RateLimitSettings;
 use agent_sessions::reaper::{ReapReport, Reaper};
 use agent_sessions::Application;
 use diesel::connection::SimpleConnection;
@@ -124,6 +125,13 @@ pub fn test_settings(db: &TestDb) -> Settings {
         workers: Some(1),
         // The background reaper never fires during a test; tests run passes explicitly.
         reaper_interval_secs: 3600,
+        // Tests send many requests at one instant of the manual clock; the rate-limit tests
+        // turn the limits on.
+        rate_limits: RateLimitSettings {
+            session_per_minute: 0,
+            user_per_hour: 0,
+            agent_per_hour: 0,
+        },
         ..Settings::default()
     }
 }

@@ -81,10 +81,16 @@ async fn a_read_returns_what_create_returned(kind: Kind) {
         .post(paths::sessions(), full_create_request(&agent, &user))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
+    let mut created = created;
+    let token = created.as_object_mut().unwrap().remove("sessionToken");
+    assert!(
+        token.is_some_and(|t| t.as_str().is_some_and(|t| t.starts_with("ast_"))),
+        "create hands out the session's token"
+    );
 
     let (status, read) = app.get(paths::session(id_of(&created))).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(read, created, "a read returns what create returned");
+    assert_eq!(read, created, "a read returns what create returned, but for the token");
 }
 
 async fn get_counts_down_time_remaining(kind: Kind) {

@@ -1,0 +1,2 @@
+DROP TABLE session_tokens;
+DROP TABLE api_keys;

@@ -1,0 +1,174 @@
+//! Authorization at the HTTP edge. [`Auth`] authenticates the request (a 401 comes before
+//! anything else is looked at); each handler then states what it needs in one
+//! [`AuthCheck`], which checks the scope or the session token and counts the request against
+//! the rate limits, before the handler calls the service. Checks that need the stored session
+//! (an agent-bound key and another agent's session) are the service's, inside its
+//! transaction and before any write.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+
+use crate::api::error::ApiError;
+use crate::auth::AuthError;
+use crate::domain::{AgentId, Caller, Scope, SessionId, UserId};
+use crate::rate_limit::{AppliedLimit, RateKeys};
+use crate::service::ServiceError;
+use crate::state::AppState;
+
+/// The authenticated caller of this request.
+pub struct Auth {
+    caller: Caller,
+    req: HttpRequest,
+}
+
+/// The credential sent, if any: `Authorization: Bearer <secret>` or `X-API-KEY: <secret>`
+/// (the ElizaOS client's header).
+fn presented(req: &HttpRequest) -> Result<Option<String>, AuthError> {
+    if let Some(value) = req.headers().get(AUTHORIZATION) {
+        let text = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
+        let (scheme, token) = text.split_once(' ').ok_or(AuthError::Malformed)?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        return Ok(Some(token.to_owned()));
+    }
+    match req.headers().get("x-api-key") {
+        None => Ok(None),
+        Some(value) => {
+            let key = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
+            if key.is_empty() {
+                Err(AuthError::Malformed)
+            } else {
+                Ok(Some(key.to_owned()))
+            }
+        }
+    }
+}
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ServiceError::Internal("no app state".to_owned()))?
+                .clone();
+            let credential = presented(&req).map_err(ApiError::Unauthorized)?;
+            let caller = state
+                .auth
+                .authenticate(credential.as_deref())
+                .await
+                .map_err(ApiError::Unauthorized)?;
+            Ok(Auth { caller, req })
+        })
+    }
+}
+
+/// What one operation needs: a scope, and what the request counts against.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "an AuthCheck does nothing until Auth::check runs it"]
+pub struct AuthCheck {
+    scope: Scope,
+    /// The session this operation touches; its own token may do it when `token_allowed`.
+    session: Option<SessionId>,
+    token_allowed: bool,
+    user: Option<UserId>,
+    agent: Option<AgentId>,
+}
+
+impl AuthCheck {
+    /// An operation an API key with `scope` may do (and the open mode).
+    pub fn scope(scope: Scope) -> Self {
+        Self {
+            scope,
+            session: None,
+            token_allowed: false,
+            user: None,
+            agent: None,
+        }
+    }
+
+    /// The operation touches this session: it counts against the session's rate limit.
+    pub fn session(mut self, id: SessionId) -> Self {
+        self.session = Some(id);
+        self
+    }
+
+    /// ... and the session's own token may do it as well.
+    pub fn or_session_token(mut self) -> Self {
+        self.token_allowed = true;
+        self
+    }
+
+    /// The request names this user and agent (a create): they count against their limits.
+    pub fn on_behalf_of(mut self, user: UserId, agent: AgentId) -> Self {
+        self.user = Some(user);
+        self.agent = Some(agent);
+        self
+    }
+}
+
+impl Auth {
+    /// Runs the check: the scope (or the session token), then the rate limits. Returns the
+    /// caller for the service, which applies the checks that need stored data.
+    pub fn check(self, check: AuthCheck) -> Result<Caller, ApiError> {
+        permitted(&self.caller, &check).map_err(ServiceError::Forbidden)?;
+        let keys = match &self.caller {
+            Caller::SessionToken {
+                user_id, agent_id, ..
+            } => RateKeys {
+                session: check.session,
+                user: Some(*user_id),
+                agent: Some(*agent_id),
+            },
+            caller => RateKeys {
+                session: check.session,
+                user: check.user,
+                agent: check.agent.or(caller.bound_agent()),
+            },
+        };
+        let state = self
+            .req
+            .app_data::<web::Data<AppState>>()
+            .ok_or_else(|| ServiceError::Internal("no app state".to_owned()))?;
+        match state.limits.check(keys) {
+            Ok(applied) => {
+                if let Some(info) = applied {
+                    self.req.extensions_mut().insert(AppliedLimit(info));
+                }
+                Ok(self.caller)
+            }
+            Err(limited) => {
+                self.req.extensions_mut().insert(AppliedLimit(limited.info));
+                Err(ApiError::RateLimited(limited))
+            }
+        }
+    }
+}
+
+/// The scope and token rules of one check; the message says what was missing.
+fn permitted(caller: &Caller, check: &AuthCheck) -> Result<(), String> {
+    match caller {
+        Caller::Open => Ok(()),
+        Caller::Key { scopes, .. } if scopes.contains(check.scope) => Ok(()),
+        Caller::Key { .. } => Err(format!("This key lacks the scope `{}`", check.scope)),
+        Caller::SessionToken { session_id, .. } => match check.session {
+            Some(target) if check.token_allowed && target == *session_id => Ok(()),
+            Some(target) if check.token_allowed => Err(format!(
+                "This session token opens its own session only, not {target}"
+            )),
+            _ => Err(format!(
+                "A session token cannot do this; it needs an API key with the scope `{}`",
+                check.scope
+            )),
+        },
+    }
+}

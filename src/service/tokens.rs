@@ -1,0 +1,34 @@
+//! Session tokens: a token opens one session as one participant. Only its digest is stored,
+//! so a token can be handed out only when it is made; asking again makes a new one and
+//! revokes the earlier.
+
+use crate::clock::Millis;
+use crate::db::models::{SessionTokenRow, TokenGrant};
+use crate::db::repo::session_tokens as repo;
+use crate::db::DbConnection;
+use crate::domain::Session;
+use crate::secret::{Secret, SESSION_TOKEN_PREFIX};
+use crate::service::{ServiceError, ServiceResult};
+
+/// Inside a write transaction: a new token for the session's user, revoking the earlier ones.
+pub fn issue(conn: &mut DbConnection, session: &Session, now: Millis) -> ServiceResult<Secret> {
+    let secret = Secret::generate(SESSION_TOKEN_PREFIX)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    repo::revoke(conn, session.id, session.user_id)?;
+    repo::insert(
+        conn,
+        &SessionTokenRow {
+            token_hash: secret.digest(),
+            session_id: session.id.to_string(),
+            user_id: session.user_id.to_string(),
+            agent_id: session.agent_id.to_string(),
+            created_at: now,
+        },
+    )?;
+    Ok(secret)
+}
+
+/// What a presented token grants; `None` for an unknown (or revoked, or purged) token.
+pub fn lookup(conn: &mut DbConnection, presented: &str) -> ServiceResult<Option<TokenGrant>> {
+    Ok(repo::find(conn, &crate::secret::digest(presented))?)
+}
