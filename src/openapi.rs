@@ -2,7 +2,9 @@
 
 use actix_web::App;
 use serde_json::Value;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::SecurityRequirement;
+use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
 use crate::api::{self, messages};
@@ -11,8 +13,9 @@ use crate::api::{self, messages};
 #[openapi(
     info(
         title = "agent-sessions",
-        description = "Durable sessions for conversational agents, speaking the ElizaOS Sessions API.\n\nErrors carry `{error: {code, message, details?}, code, message, details?}`.",
+        description = "Durable sessions for conversational agents, speaking the ElizaOS Sessions API.\n\nErrors carry `{error: {code, message, details?}, code, message, details?}`.\n\n**Authentication.** Send an API key or a session token as `Authorization: Bearer <secret>`, or an API key as `X-API-KEY: <key>`. API keys carry scopes (`sessions:create`, `sessions:read`, `sessions:write`, `sessions:manage`, `sessions:health`, `agents:manage`, `keys:manage`) and may be bound to one agent; each operation says what it needs. A session token (`sessionToken`, from create) opens its own session only. While no key is configured, a server on a loopback address accepts requests without credentials. Rate limits answer 429 with `Retry-After` and `RateLimit-*` headers.",
     ),
+    modifiers(&Security),
     components(schemas(messages::CursorParam)),
     tags(
         (name = "sessions", description = "Session lifecycle and the timeout engine"),
@@ -22,6 +25,35 @@ use crate::api::{self, messages};
     )
 )]
 pub struct ApiDoc;
+
+/// The two ways to present a credential; every operation accepts either.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (`ask_...`) or a session token (`ast_...`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apiKeyHeader",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-KEY",
+                "An API key (the ElizaOS client's header)",
+            ))),
+        );
+        openapi.security = Some(vec![
+            SecurityRequirement::new("bearerAuth", Vec::<String>::new()),
+            SecurityRequirement::new("apiKeyHeader", Vec::<String>::new()),
+        ]);
+    }
+}
 
 /// The document: the info, tags and extra schemas above, plus every operation of the route
 /// table ([`api::routes`]) with the schemas it uses.

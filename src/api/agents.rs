@@ -74,6 +74,8 @@ fn for_agent(auth: Auth, id: AgentId) -> Result<Caller, ApiError> {
 }
 
 /// Register (201) or replace (200) an agent. PUT replaces: fields left out are cleared.
+///
+/// **Auth:** Needs `agents:manage`; a key bound to an agent manages that agent only.
 #[utoipa::path(
     operation_id = "putAgent", tag = "agents",
     request_body = Option<PutAgentRequest>,
@@ -118,6 +120,8 @@ pub async fn put(
 }
 
 /// Get an agent.
+///
+/// **Auth:** Needs `agents:manage`; a key bound to an agent reads that agent only.
 #[utoipa::path(
     operation_id = "getAgent", tag = "agents",
     params(("agentId" = AgentId, Path, description = "Agent id")),
@@ -161,6 +165,8 @@ pub struct AgentListResponse {
 }
 
 /// List agents, oldest first.
+///
+/// **Auth:** Needs `agents:manage` and a key not bound to an agent.
 #[utoipa::path(
     operation_id = "listAgents", tag = "agents",
     params(ListAgentsParams),
@@ -201,6 +207,8 @@ pub async fn list(
 }
 
 /// Delete an agent. Its active sessions end at once (they answer 410 until purged).
+///
+/// **Auth:** Needs `agents:manage`; a key bound to an agent manages that agent only.
 #[utoipa::path(
     operation_id = "deleteAgent", tag = "agents",
     params(("agentId" = AgentId, Path, description = "Agent id")),

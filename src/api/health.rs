@@ -32,6 +32,8 @@ pub struct HealthResponse {
 }
 
 /// Health of the sessions service and its database.
+///
+/// **Auth:** Needs `sessions:health`.
 #[utoipa::path(
     operation_id = "getSessionsHealth", tag = "health",
     responses(

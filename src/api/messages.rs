@@ -153,6 +153,10 @@ impl From<&Sent> for SentMessageResponse {
 /// Send a message. It counts as activity: with `autoRenew` on it renews the session (capped by
 /// the maximum duration). By default the session's user is the author; an agent runtime
 /// replies as the agent by sending `"authorId": <the session's agentId>`.
+///
+/// **Auth:** Needs `sessions:write`, or this session's token. The credential decides the
+/// author: a session token writes as the session's user, a key bound to the agent as the agent;
+/// an unbound key may choose with `authorId`.
 #[utoipa::path(
     operation_id = "sendSessionMessage", tag = "messages",
     request_body = SendMessageRequest,
@@ -293,6 +297,8 @@ fn cursor(field: &str, value: Option<&str>, round_up: bool) -> Result<Option<Mil
 /// `createdAt` is strictly increasing within a session, so walking `cursors.before` from the
 /// newest page to the oldest (or `cursors.after` from the oldest to the newest) returns every
 /// message exactly once.
+///
+/// **Auth:** Needs `sessions:read`, or this session's token.
 #[utoipa::path(
     operation_id = "getSessionMessages", tag = "messages",
     params(

@@ -170,6 +170,9 @@ fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
 ///
 /// The response carries the full effective `timeoutConfig` (global, then agent, then the
 /// request's own overrides).
+///
+/// **Auth:** Needs an API key with `sessions:create`; a key bound to an agent creates that
+/// agent's sessions only.
 #[utoipa::path(
     operation_id = "createSession", tag = "sessions",
     request_body = CreateSessionRequest,
@@ -228,6 +231,8 @@ pub async fn create(
 }
 
 /// Get a session with its remaining time and warning flag.
+///
+/// **Auth:** Needs `sessions:read`, or this session's token.
 #[utoipa::path(
     operation_id = "getSession", tag = "sessions",
     params(
@@ -340,6 +345,9 @@ pub struct SessionListResponse {
 }
 
 /// List sessions, newest first.
+///
+/// **Auth:** Needs `sessions:read` (a session token cannot list); a key bound to an agent lists
+/// that agent's sessions only.
 #[utoipa::path(
     operation_id = "listSessions", tag = "sessions",
     params(ListSessionsParams),
@@ -379,6 +387,8 @@ pub async fn list(
 
 /// End a session and delete everything it owns (also works for an expired session);
 /// afterwards the id answers 404.
+///
+/// **Auth:** Needs `sessions:manage`, or this session's token (the user ends the chat).
 #[utoipa::path(
     operation_id = "deleteSession", tag = "sessions",
     params(("sessionId" = SessionId, Path, description = "Session id")),
@@ -408,6 +418,8 @@ pub async fn delete(
 }
 
 /// Renew a session: `expiresAt` moves to now + timeout, capped at createdAt + maxDuration.
+///
+/// **Auth:** Needs `sessions:write`, or this session's token.
 #[utoipa::path(
     operation_id = "renewSession", tag = "sessions",
     params(
@@ -441,6 +453,8 @@ pub async fn renew(
 }
 
 /// Keep a session alive: records activity and renews it when `autoRenew` is on.
+///
+/// **Auth:** Needs `sessions:write`, or this session's token.
 #[utoipa::path(
     operation_id = "sessionHeartbeat", tag = "sessions",
     params(
@@ -474,6 +488,8 @@ pub async fn heartbeat(
 
 /// Change a session's timeout config. Fields given override the current ones; `expiresAt` is
 /// recomputed from now, capped at createdAt + maxDuration.
+///
+/// **Auth:** Needs `sessions:manage`.
 #[utoipa::path(
     operation_id = "updateSessionTimeout", tag = "sessions",
     request_body = Option<PartialTimeoutConfig>,
@@ -510,7 +526,8 @@ pub async fn update_timeout(
 /// Issue a new session token for the session's user; the earlier one stops working at once
 /// (a lost or leaked token is replaced without ending the chat).
 ///
-/// Requires the scope `sessions:manage`; a session token cannot do this.
+/// **Auth:** Needs `sessions:manage` (a session token cannot do this); a key bound to an agent
+/// only for that agent's sessions.
 #[utoipa::path(
     operation_id = "issueSessionToken", tag = "sessions",
     params(("sessionId" = SessionId, Path, description = "Session id")),

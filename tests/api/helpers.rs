@@ -5,7 +5,11 @@ use std::sync::{Arc, OnceLock};
 use agent_sessions::clock::ManualClock;
 use agent_sessions::config::Settings;
 use agent_sessions::db::{DbConnection, DbPool};
+use agent_sessions::clock::Clock;
+use agent_sessions::domain::Scopes;
 use agent_sessions::rate_limit::RateLimitSettings;
+use agent_sessions::secret::Secret;
+use agent_sessions::service::keys::{self, NewKey};
 use agent_sessions::reaper::{ReapReport, Reaper};
 use agent_sessions::Application;
 use diesel::connection::SimpleConnection;
@@ -136,9 +140,15 @@ pub fn test_settings(db: &TestDb) -> Settings {
     }
 }
 
+/// The bootstrap key of [`TestApp::spawn_secured`]: every scope.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
+
 pub struct TestApp {
     address: String,
     client: reqwest::Client,
+    /// Sent as `Authorization: Bearer` by every request unless the request says otherwise:
+    /// [`ADMIN_KEY`] on a secured app, nothing on an open one.
+    credential: Option<String>,
     pub clock: ManualClock,
     pub reaper: Reaper,
     pub pool: DbPool,
@@ -156,6 +166,42 @@ impl TestApp {
         Self::spawn_on(kind.fresh_db(), tweak).await
     }
 
+    /// An app that requires credentials: the bootstrap key is [`ADMIN_KEY`], which the
+    /// helpers send unless a request says otherwise.
+    pub async fn spawn_secured(kind: Kind) -> TestApp {
+        Self::spawn_secured_with(kind, |_| {}).await
+    }
+
+    pub async fn spawn_secured_with(kind: Kind, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut app = Self::spawn_with(kind, |s| {
+            s.api_key = Some(Secret::from_text(ADMIN_KEY.to_owned()));
+            tweak(s);
+        })
+        .await;
+        app.credential = Some(ADMIN_KEY.to_owned());
+        app
+    }
+
+    /// Stores an API key with these scopes (bound to `agent` if given) and returns its secret.
+    pub async fn create_key(&self, scopes: &[&str], agent: Option<&str>) -> String {
+        let input = NewKey {
+            name: Some("test".to_owned()),
+            scopes: Scopes::parse(&scopes.join(" ")).expect("scopes"),
+            agent_id: agent.map(|a| a.parse().expect("agent id")),
+        };
+        let pool = self.pool.clone();
+        let now = self.clock.now_ms();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().unwrap();
+            keys::create(&mut conn, input, now).expect("key created")
+        })
+        .await
+        .unwrap()
+        .secret
+        .expose()
+        .to_owned()
+    }
+
     pub async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = test_settings(&db);
         tweak(&mut settings);
@@ -169,6 +215,7 @@ impl TestApp {
         TestApp {
             address,
             client: reqwest::Client::new(),
+            credential: None,
             clock,
             reaper,
             pool,
@@ -237,6 +284,7 @@ impl TestApp {
         Call {
             request: self.client.request(method, url),
             allow_non_json: false,
+            credential: self.credential.clone(),
         }
     }
 
@@ -331,9 +379,23 @@ impl TestApp {
 pub struct Call {
     request: reqwest::RequestBuilder,
     allow_non_json: bool,
+    credential: Option<String>,
 }
 
 impl Call {
+    /// Sends `Authorization: Bearer <secret>` (an API key or a session token) instead of the
+    /// app's default credential.
+    pub fn bearer(mut self, secret: &str) -> Call {
+        self.credential = Some(secret.to_owned());
+        self
+    }
+
+    /// Sends no `Authorization` header (add `X-API-KEY` with [`Call::header`] if wanted).
+    pub fn without_credential(mut self) -> Call {
+        self.credential = None;
+        self
+    }
+
     /// Adds a request header, e.g. `X-Debug` or `Idempotency-Key`.
     pub fn header(mut self, name: &str, value: &str) -> Call {
         self.request = self.request.header(name, value);
@@ -364,7 +426,11 @@ impl Call {
 
     /// Sends the request and reads the whole answer.
     pub async fn send(self) -> Reply {
-        let resp = self.request.send().await.expect("request sent");
+        let request = match &self.credential {
+            Some(secret) => self.request.bearer_auth(secret),
+            None => self.request,
+        };
+        let resp = request.send().await.expect("request sent");
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
@@ -492,6 +558,11 @@ pub mod paths {
     /// A session's timeout configuration (PATCH).
     pub fn timeout(id: impl Display) -> ApiPath {
         session(id).join("timeout")
+    }
+
+    /// Issues a new session token (POST).
+    pub fn token(id: impl Display) -> ApiPath {
+        session(id).join("token")
     }
 
     /// `/api/agents`: list.

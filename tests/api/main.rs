@@ -3,10 +3,13 @@
 mod helpers;
 
 mod agents;
+mod authorization;
+mod cors;
 mod docs;
 mod health;
 mod idempotency;
 mod messages;
+mod rate_limits;
 mod reaper;
 mod routes;
 mod sessions;
