@@ -153,7 +153,10 @@ fn request_path(c: &mut Criterion) {
         })
     });
     let mut get = |name: &str, instance: &Instance, credential: Option<&str>| {
-        let url = format!("{}/api/messaging/sessions/{}", instance.base, instance.session);
+        let url = format!(
+            "{}/api/messaging/sessions/{}",
+            instance.base, instance.session
+        );
         let header = credential.map(|c| format!("Bearer {c}"));
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -297,7 +297,11 @@ impl Layers {
 
     fn limit(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
         Ok(self
-            .parse(key, "expected a non-negative integer (0 turns the limit off)", |_: &u32| true)?
+            .parse(
+                key,
+                "expected a non-negative integer (0 turns the limit off)",
+                |_: &u32| true,
+            )?
             .unwrap_or(default))
     }
 
@@ -385,7 +389,9 @@ impl Layers {
             log_format,
             api_key: self.secret("api_key")?,
             insecure_no_auth: self
-                .parse("insecure_no_auth", "expected true or false", |_: &bool| true)?
+                .parse("insecure_no_auth", "expected true or false", |_: &bool| {
+                    true
+                })?
                 .unwrap_or(d.insecure_no_auth),
             cors_origins: self.origins("cors_origins")?,
             rate_limits: RateLimitSettings {
@@ -452,7 +458,10 @@ mod tests {
         let mut layers = Layers::default();
         layers.env(env_of(&[
             ("AGENT_SESSIONS_API_KEY", "0123456789abcdef0123456789abcdef"),
-            ("AGENT_SESSIONS_CORS_ORIGINS", "https://chat.example.com, http://localhost:5173/"),
+            (
+                "AGENT_SESSIONS_CORS_ORIGINS",
+                "https://chat.example.com, http://localhost:5173/",
+            ),
             ("AGENT_SESSIONS_RATE_LIMIT_SESSION_PER_MINUTE", "0"),
             ("AGENT_SESSIONS_RATE_LIMIT_USER_PER_HOUR", "10"),
         ]));
@@ -470,7 +479,10 @@ mod tests {
         assert_eq!(s.rate_limits.agent_per_hour, 5000);
 
         let mut layers = Layers::default();
-        layers.env(env_of(&[("AGENT_SESSIONS_CORS_ORIGINS", "chat.example.com")]));
+        layers.env(env_of(&[(
+            "AGENT_SESSIONS_CORS_ORIGINS",
+            "chat.example.com",
+        )]));
         let err = layers.settings().unwrap_err().to_string();
         assert!(err.contains("AGENT_SESSIONS_CORS_ORIGINS"), "{err}");
     }

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use agent_sessions::clock::SystemClock;
+use agent_sessions::clock::{to_rfc3339, Clock, SystemClock};
 use agent_sessions::config::{self, Layers, Settings};
+use agent_sessions::domain::{AgentId, ApiKey, KeyId, Scopes};
+use agent_sessions::service::keys::{self, NewKey};
 use agent_sessions::{db, openapi, telemetry, Application};
 
 /// A durable sessions service for conversational agents (ElizaOS Sessions API).
@@ -21,11 +23,42 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the background reaper.
-    Serve,
+    Serve {
+        /// Serve without credentials on a non-loopback address while no API key exists
+        /// [env: AGENT_SESSIONS_INSECURE_NO_AUTH].
+        #[arg(long)]
+        insecure_no_auth: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Manage API keys in the database (a running server honours changes within a second).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its secret (shown this once; only a digest is stored).
+    Create {
+        /// A scope (repeat, or separate with commas): sessions:create, sessions:read,
+        /// sessions:write, sessions:manage, sessions:health, agents:manage, keys:manage.
+        #[arg(long = "scope", required = true, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Bind the key to one agent: it sees only that agent's sessions and writes as it.
+        #[arg(long = "agent")]
+        agent: Option<String>,
+        /// A name to recognise the key by in `keys list`.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id (from `keys list`).
+    Revoke { id: String },
 }
 
 /// Flags override the environment, which overrides the config file.
@@ -62,6 +95,9 @@ struct Flags {
     /// text or json [env: AGENT_SESSIONS_LOG_FORMAT].
     #[arg(long, global = true)]
     log_format: Option<String>,
+    /// Set by `serve --insecure-no-auth`.
+    #[arg(skip)]
+    insecure_no_auth: Option<String>,
 }
 
 fn settings(flags: Flags) -> Result<Settings, config::ConfigError> {
@@ -79,12 +115,19 @@ fn settings(flags: Flags) -> Result<Settings, config::ConfigError> {
     layers.flag("reaper_interval_secs", flags.reaper_interval_secs);
     layers.flag("retention_hours", flags.retention_hours);
     layers.flag("log_format", flags.log_format);
+    layers.flag("insecure_no_auth", flags.insecure_no_auth);
     layers.settings()
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Command::Serve {
+        insecure_no_auth: true,
+    } = cli.command
+    {
+        cli.flags.insecure_no_auth = Some("true".to_owned());
+    }
     if let Command::Openapi = cli.command {
         match serde_json::to_string_pretty(&openapi::document()) {
             Ok(json) => println!("{json}"),
@@ -107,6 +150,7 @@ async fn main() -> ExitCode {
         Command::Migrate => db::connect(&settings.database_url, 1)
             .map(|_| tracing::info!("migrations applied"))
             .map_err(|e| e.to_string()),
+        Command::Keys { command } => keys(&settings, command),
         _ => serve(settings).await,
     };
     match result {
@@ -117,6 +161,95 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `agent-sessions keys ...`: straight on the database named by the configuration.
+fn keys(settings: &Settings, command: KeysCommand) -> Result<(), String> {
+    let pool = db::connect(&settings.database_url, 1).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let now = SystemClock.now_ms();
+    match command {
+        KeysCommand::Create {
+            scopes,
+            agent,
+            name,
+        } => {
+            let scopes = Scopes::parse(&scopes.join(" ")).map_err(|e| e.to_string())?;
+            if scopes.is_empty() {
+                return Err("give at least one --scope".to_owned());
+            }
+            let agent_id = agent
+                .map(|a| a.parse::<AgentId>())
+                .transpose()
+                .map_err(|e| format!("--agent: {e}"))?;
+            let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            if name
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > 200 || n.contains('\0'))
+            {
+                return Err("--name: at most 200 characters, no NUL".to_owned());
+            }
+            let issued = keys::create(
+                &mut conn,
+                NewKey {
+                    name,
+                    scopes,
+                    agent_id,
+                },
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+            // The secret alone on stdout (so `KEY=$(agent-sessions keys create ...)` works);
+            // what it is on stderr.
+            println!("{}", issued.secret.expose());
+            eprintln!(
+                "created API key {} ({}) — store the secret above now: it is not shown again",
+                issued.key.id,
+                describe(&issued.key)
+            );
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<36}  {:<8}  {:<24}  {:<24}  {:<36}  SCOPES",
+                "ID", "STATUS", "CREATED", "NAME", "AGENT"
+            );
+            for key in keys::list(&mut conn).map_err(|e| e.to_string())? {
+                println!(
+                    "{:<36}  {:<8}  {:<24}  {:<24}  {:<36}  {}",
+                    key.id,
+                    if key.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
+                    to_rfc3339(key.created_at),
+                    key.name.as_deref().unwrap_or("-"),
+                    key.agent_id.map_or("-".to_owned(), |a| a.to_string()),
+                    key.scopes.to_text().replace(' ', ",")
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let id: KeyId = id.parse().map_err(|e| format!("key id: {e}"))?;
+            let key = keys::revoke(&mut conn, id, now).map_err(|e| e.to_string())?;
+            let when = key.revoked_at.map(to_rfc3339).unwrap_or_default();
+            eprintln!(
+                "API key {id} is revoked (since {when}); running servers refuse it within a second"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn describe(key: &ApiKey) -> String {
+    let mut text = format!("scopes {}", key.scopes.to_text().replace(' ', ","));
+    if let Some(agent) = key.agent_id {
+        text.push_str(&format!(", bound to agent {agent}"));
+    }
+    if let Some(name) = &key.name {
+        text.push_str(&format!(", name {name:?}"));
+    }
+    text
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {

@@ -37,7 +37,9 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key (`ask_...`) or a session token (`ast_...`)"))
+                    .description(Some(
+                        "An API key (`ask_...`) or a session token (`ast_...`)",
+                    ))
                     .build(),
             ),
         );

@@ -105,7 +105,8 @@ fn serve_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Serving, not only listening: the signal handlers are installed once the server runs.
+    while !answers_http(port) {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "server did not start"
@@ -127,4 +128,357 @@ fn serve_stops_cleanly_on_sigterm() {
         .read_to_string(&mut log)
         .unwrap();
     assert!(log.contains("reaper stopped"), "{log}");
+}
+
+/// Whether something on `port` answers an HTTP request.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let request = "GET /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut answer = [0u8; 12];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && answer.starts_with(b"HTTP/1.1")
+}
+
+/// A server process on a free port, stopped (SIGTERM) when dropped.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts `serve` with the environment `env` and waits until it accepts connections.
+    fn start(db: &std::path::Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut cmd = bin();
+        cmd.arg("serve")
+            .env("DATABASE_URL", db)
+            .env("AGENT_SESSIONS_BIND", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let started = std::time::Instant::now();
+        while !answers_http(port) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Server { child, port }
+    }
+
+    /// One HTTP/1.1 request; the status and the body.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Stops the server (SIGTERM) and returns everything it printed.
+    fn stop(mut self) -> String {
+        use std::io::Read;
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// `agent-sessions keys ...` on the database `db`; stdout and stderr.
+fn keys_cmd(db: &std::path::Path, args: &[&str]) -> (String, String) {
+    let out = bin()
+        .arg("keys")
+        .args(args)
+        .env("DATABASE_URL", db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls `check` for up to 3 s (a running server reloads keys every 0.5 s).
+fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn keys_created_listed_and_revoked_through_the_cli_act_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let server = Server::start(&db, &[]);
+    let agents = "/api/agents";
+    assert_eq!(
+        server.request("GET", agents, &[], "").0,
+        200,
+        "open before any key"
+    );
+
+    let (stdout, stderr) = keys_cmd(
+        &db,
+        &[
+            "create",
+            "--scope",
+            "agents:manage",
+            "--scope",
+            "sessions:read,sessions:health",
+            "--name",
+            "ops",
+        ],
+    );
+    let key = stdout.trim().to_owned();
+    assert!(key.starts_with("ask_") && key.len() >= 36, "{stdout}");
+    assert!(stderr.contains("not shown again"), "{stderr}");
+    let bearer = format!("Bearer {key}");
+    assert_eq!(
+        server
+            .request("GET", agents, &[("Authorization", &bearer)], "")
+            .0,
+        200
+    );
+    assert!(
+        eventually(|| server.request("GET", agents, &[], "").0 == 401),
+        "once a key exists, a request without credentials is refused"
+    );
+
+    let (list, _) = keys_cmd(&db, &["list"]);
+    assert!(!list.contains(&key), "the secret is never listed: {list}");
+    let line = list
+        .lines()
+        .find(|l| l.contains("ops"))
+        .expect("the key is listed");
+    assert!(line.contains("active"), "{line}");
+    assert!(
+        line.contains("sessions:read,sessions:health,agents:manage"),
+        "{line}"
+    );
+    let id = line.split_whitespace().next().unwrap().to_owned();
+
+    keys_cmd(&db, &["revoke", &id]);
+    assert!(
+        eventually(|| server
+            .request("GET", agents, &[("Authorization", &bearer)], "")
+            .0
+            == 401),
+        "a revoked key is refused within a second"
+    );
+    let (list, _) = keys_cmd(&db, &["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&id) && l.contains("revoked")),
+        "{list}"
+    );
+    server.stop();
+}
+
+#[test]
+fn keys_create_refuses_an_unknown_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["keys", "create", "--scope", "sessions:admin"])
+        .env("DATABASE_URL", dir.path().join("k.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sessions:admin"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_public_bind_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["serve", "--bind", &format!("0.0.0.0:{}", free_port())])
+        .env("DATABASE_URL", dir.path().join("p.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure-no-auth"), "{stderr}");
+}
+
+/// Starts `serve` on 0.0.0.0 with extra arguments and environment; true if it came up.
+fn serves_publicly(args: &[&str], env: &[(&str, &str)]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = bin();
+    cmd.arg("serve")
+        .args(args)
+        .args(["--bind", &format!("0.0.0.0:{port}")])
+        .env("DATABASE_URL", dir.path().join("p.db"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let up = eventually(|| answers_http(port));
+    let _ = child.kill();
+    let _ = child.wait();
+    up
+}
+
+#[test]
+fn serve_on_a_public_bind_with_insecure_no_auth_or_a_key() {
+    assert!(serves_publicly(&["--insecure-no-auth"], &[]));
+    assert!(serves_publicly(
+        &[],
+        &[("AGENT_SESSIONS_API_KEY", "0123456789abcdef0123456789abcdef")]
+    ));
+}
+
+#[test]
+fn the_open_loopback_mode_warns_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("o.db"), &[("RUST_LOG", "warn")]);
+    assert_eq!(server.request("GET", "/api/agents", &[], "").0, 200);
+    let log = server.stop();
+    assert!(log.contains("no API key configured"), "{log}");
+}
+
+#[test]
+fn keys_and_tokens_never_reach_the_logs() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "log-capture-key-0123456789abcdef0123";
+        let server = Server::start(
+            &dir.path().join("l.db"),
+            &[
+                ("AGENT_SESSIONS_API_KEY", key),
+                ("AGENT_SESSIONS_LOG_FORMAT", format),
+                ("RUST_LOG", "trace"),
+            ],
+        );
+        let bearer = format!("Bearer {key}");
+        let auth = [("Authorization", bearer.as_str())];
+        let agent = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+        let (status, _) = server.request("PUT", &format!("/api/agents/{agent}"), &auth, "{}");
+        assert_eq!(status, 201);
+        let body =
+            format!(r#"{{"agentId":"{agent}","userId":"8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f"}}"#);
+        let (status, created) = server.request(
+            "POST",
+            "/api/messaging/sessions",
+            &[("X-API-KEY", key)],
+            &body,
+        );
+        assert_eq!(status, 201, "{created}");
+        let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+        let token = created["sessionToken"].as_str().unwrap().to_owned();
+        let session = created["sessionId"].as_str().unwrap().to_owned();
+        let token_auth = format!("Bearer {token}");
+        let path = format!("/api/messaging/sessions/{session}/messages");
+        let (status, _) = server.request(
+            "POST",
+            &path,
+            &[("Authorization", &token_auth)],
+            r#"{"content":"hi"}"#,
+        );
+        assert_eq!(status, 201);
+        // Refused credentials: a wrong key, the token outside its session, a near miss.
+        let wrong = format!("Bearer {key}x");
+        assert_eq!(
+            server
+                .request("GET", "/api/agents", &[("Authorization", &wrong)], "")
+                .0,
+            401
+        );
+        assert_eq!(
+            server
+                .request("GET", "/api/agents", &[("Authorization", &token_auth)], "")
+                .0,
+            403
+        );
+        let (status, refused) = server.request(
+            "GET",
+            "/api/agents",
+            &[("X-API-KEY", &format!("{token}x"))],
+            "",
+        );
+        assert_eq!(status, 401);
+        assert!(!refused.contains(&token), "{refused}");
+        let log = server.stop();
+        assert!(log.contains("handled"), "the log was captured: {log}");
+        let secret_part = &token[4..];
+        assert!(!log.contains(key), "the key leaked into the {format} log");
+        assert!(
+            !log.contains(secret_part),
+            "a token leaked into the {format} log"
+        );
+    }
 }

@@ -6,8 +6,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::created;
 use crate::api::auth::{Auth, AuthCheck};
+use crate::api::created;
 use crate::api::error::{ApiError, AuthErrors, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{self, ApiJson, IdempotencyHeader};
 use crate::clock::{to_rfc3339, Millis};

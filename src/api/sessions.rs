@@ -208,10 +208,12 @@ pub async fn create(
     idempotency: IdempotencyHeader,
     ApiJson(body, raw): ApiJson<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(
-        AuthCheck::scope(Scope::SessionsCreate).on_behalf_of(body.user_id, body.agent_id),
-    )?;
-    let scope = format!("{} POST /api/messaging/sessions", caller.idempotency_scope());
+    let caller = auth
+        .check(AuthCheck::scope(Scope::SessionsCreate).on_behalf_of(body.user_id, body.agent_id))?;
+    let scope = format!(
+        "{} POST /api/messaging/sessions",
+        caller.idempotency_scope()
+    );
     let key = idempotency.key(scope, &raw)?;
     let input = NewSession {
         agent_id: body.agent_id,
@@ -225,7 +227,10 @@ pub async fn create(
         outcome.replayed,
         CreatedSessionResponse {
             session: SessionResponse::new(&outcome.value, debug.0),
-            session_token: created_session.token.as_ref().map(|t| t.expose().to_owned()),
+            session_token: created_session
+                .token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
         },
     ))
 }

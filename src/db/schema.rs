@@ -60,7 +60,6 @@ diesel::table! {
 
 diesel::joinable!(messages -> sessions (session_id));
 
-
 diesel::table! {
     api_keys (id) {
         id -> Text,

@@ -12,7 +12,9 @@ use crate::clock::Millis;
 use crate::domain::{AgentId, Author, AuthorId, KeyId, Session, SessionId, UserId};
 
 /// A permission an API key carries: the reference's five, plus agent and key management.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub enum Scope {
     #[serde(rename = "sessions:create")]
     SessionsCreate,

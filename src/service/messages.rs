@@ -3,9 +3,7 @@ use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::messages::{self as repo, Direction};
-use crate::domain::{
-    Attachment, Author, AuthorId, Caller, Message, MessageId, Session, SessionId,
-};
+use crate::domain::{Attachment, Author, AuthorId, Caller, Message, MessageId, Session, SessionId};
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
 use crate::service::sessions::{load_live, mutate, touch};
 use crate::service::{transact, ServiceError, ServiceResult};

@@ -64,8 +64,12 @@ pub fn find(conn: &mut DbConnection, id: KeyId) -> QueryResult<Option<ApiKey>> {
 
 /// Marks a live key revoked at `now`; false when it was unknown or already revoked.
 pub fn revoke(conn: &mut DbConnection, id: KeyId, now: i64) -> QueryResult<bool> {
-    diesel::update(k::api_keys.find(id.to_string()).filter(k::revoked_at.is_null()))
-        .set(k::revoked_at.eq(now))
-        .execute(conn)
-        .map(|n| n == 1)
+    diesel::update(
+        k::api_keys
+            .find(id.to_string())
+            .filter(k::revoked_at.is_null()),
+    )
+    .set(k::revoked_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
 }
