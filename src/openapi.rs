@@ -22,6 +22,7 @@ use crate::api::{self, messages};
         (name = "messages", description = "Messages within a session, with exact cursors"),
         (name = "agents", description = "Agents and their timeout defaults"),
         (name = "health", description = "Health and statistics"),
+        (name = "keys", description = "API keys (scopes, agent binding, revocation)"),
     )
 )]
 pub struct ApiDoc;

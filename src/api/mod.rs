@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod keys;
 pub mod messages;
 pub mod routes;
 pub mod sessions;

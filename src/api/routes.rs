@@ -11,7 +11,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::error::ApiError;
-use crate::api::{agents, health, messages, sessions};
+use crate::api::{agents, health, keys, messages, sessions};
 
 const HEALTH: &str = "/api/messaging/sessions/health";
 
@@ -35,7 +35,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(agents::put)
         .service(agents::get)
         .service(agents::list)
-        .service(agents::delete);
+        .service(agents::delete)
+        .service(keys::create)
+        .service(keys::list)
+        .service(keys::revoke);
 }
 
 /// The documented paths with the methods each allows, most specific first (a literal segment
