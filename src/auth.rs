@@ -93,7 +93,12 @@ impl Authenticator {
     /// Reloads the stored keys (blocking).
     pub fn refresh(&self) -> Result<(), ServiceError> {
         let mut conn = self.pool.get()?;
-        let conn: &mut DbConnection = &mut conn;
+        self.refresh_on(&mut conn)
+    }
+
+    /// Reloads the stored keys on this connection (blocking): after a revocation through this
+    /// instance, so that it takes effect here at once.
+    pub fn refresh_on(&self, conn: &mut DbConnection) -> Result<(), ServiceError> {
         let keys = api_keys::live_with_hashes(conn)?.into_iter().collect();
         let any_stored = api_keys::any(conn)?;
         let fresh = Arc::new(Snapshot { keys, any_stored });

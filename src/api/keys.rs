@@ -166,8 +166,8 @@ pub async fn list(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse
     }))
 }
 
-/// Revoke an API key: every instance refuses it within a second. Revoking a revoked key
-/// answers it unchanged.
+/// Revoke an API key: this instance refuses it at once, every other within a second.
+/// Revoking a revoked key answers it unchanged.
 ///
 /// **Auth:** Needs `keys:manage` and a key not bound to an agent.
 #[utoipa::path(

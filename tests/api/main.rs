@@ -8,6 +8,7 @@ mod cors;
 mod docs;
 mod health;
 mod idempotency;
+mod keys;
 mod messages;
 mod rate_limits;
 mod reaper;
