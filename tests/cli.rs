@@ -87,7 +87,6 @@ fn openapi_prints_the_document() {
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     use std::io::Read;
-    use std::net::TcpStream;
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();

@@ -2,15 +2,15 @@
 
 use std::sync::{Arc, OnceLock};
 
+use agent_sessions::clock::Clock;
 use agent_sessions::clock::ManualClock;
 use agent_sessions::config::Settings;
 use agent_sessions::db::{DbConnection, DbPool};
-use agent_sessions::clock::Clock;
 use agent_sessions::domain::Scopes;
 use agent_sessions::rate_limit::RateLimitSettings;
+use agent_sessions::reaper::{ReapReport, Reaper};
 use agent_sessions::secret::Secret;
 use agent_sessions::service::keys::{self, NewKey};
-use agent_sessions::reaper::{ReapReport, Reaper};
 use agent_sessions::Application;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};

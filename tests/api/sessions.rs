@@ -90,7 +90,10 @@ async fn a_read_returns_what_create_returned(kind: Kind) {
 
     let (status, read) = app.get(paths::session(id_of(&created))).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(read, created, "a read returns what create returned, but for the token");
+    assert_eq!(
+        read, created,
+        "a read returns what create returned, but for the token"
+    );
 }
 
 async fn get_counts_down_time_remaining(kind: Kind) {
