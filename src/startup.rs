@@ -222,6 +222,7 @@ fn serve(
                 }
                 .into()
             }))
+            .wrap(from_fn(api::auth::authenticate))
             .wrap(from_fn(rate_limit::headers))
             .wrap(from_fn(log_request))
             .wrap(Condition::new(!origins.is_empty(), cors(&origins)))

@@ -1,7 +1,9 @@
 // The client scenario with the official ElizaOS api-client, unchanged. Its SessionsService
 // covers create, get, send, list messages, list, health and delete; renew, heartbeat, PATCH
 // timeout and agent registration have no method there, so they go through the same client's
-// request helper (the path an ElizaOS frontend would add for them).
+// request helper (the path an ElizaOS frontend would add for them). The client is created with
+// the run's API key (`apiKey`, which it sends as `X-API-KEY`); the user's side uses a second
+// client carrying the session's own token as `Authorization: Bearer` (its `headers` option).
 import { ElizaClient, ApiError } from "@elizaos/api-client";
 import { randomUUID } from "node:crypto";
 
@@ -9,7 +11,10 @@ function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
-const client = ElizaClient.create({ baseUrl: process.env.BASE_URL });
+const baseUrl = process.env.BASE_URL;
+const apiKey = process.env.API_KEY;
+check(baseUrl && apiKey, "BASE_URL and API_KEY must be set");
+const client = ElizaClient.create({ baseUrl, apiKey });
 const sessions = client.sessions;
 const agentId = randomUUID();
 const userId = randomUUID();
@@ -23,15 +28,32 @@ check(health.status === "healthy" && typeof health.activeSessions === "number", 
 const created = await sessions.createSession({ agentId, userId, metadata: { platform: "web", username: "jane" } });
 check(created.sessionId && created.agentId === agentId && created.userId === userId, "createSession");
 check(created.metadata.platform === "web", "metadata echoed");
-const { sessionId } = created;
+const { sessionId, sessionToken } = created;
+check(typeof sessionToken === "string" && sessionToken.startsWith("ast_"), "createSession returns a session token");
 
 const info = await sessions.getSession(sessionId);
 check(info.sessionId === sessionId && info.lastActivity, "getSession");
 
-const first = await sessions.sendMessage(sessionId, { content: "hello" });
+// The user's side, with the session token only.
+const user = ElizaClient.create({ baseUrl, headers: { Authorization: `Bearer ${sessionToken}` } }).sessions;
+const own = await user.getSession(sessionId);
+check(own.sessionId === sessionId, "getSession with the session token");
+const first = await user.sendMessage(sessionId, { content: "hello" });
 check(first.userMessage?.content === "hello" && first.userMessage.authorId === userId, `sendMessage: ${JSON.stringify(first)}`);
 check(first.sessionStatus && typeof first.sessionStatus.wasRenewed === "boolean", "sessionStatus");
-await sessions.sendMessage(sessionId, { content: "how are you?", metadata: { source: "test" } });
+await user.sendMessage(sessionId, { content: "how are you?", metadata: { source: "test" } });
+try {
+  await user.listSessions();
+  throw new Error("listSessions with a session token should fail");
+} catch (e) {
+  check(e instanceof ApiError && e.code === "FORBIDDEN" && e.status === 403, `session token lists: ${e}`);
+}
+try {
+  await ElizaClient.create({ baseUrl }).sessions.getSession(sessionId);
+  throw new Error("getSession without credentials should fail");
+} catch (e) {
+  check(e instanceof ApiError && e.code === "UNAUTHORIZED" && e.status === 401, `no credentials: ${e}`);
+}
 
 const page = await sessions.getMessages(sessionId, { limit: 1 });
 check(page.messages.length === 1 && page.messages[0].content === "how are you?" && page.hasMore, "getMessages");

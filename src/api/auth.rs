@@ -1,15 +1,19 @@
-//! Authorization at the HTTP edge. [`Auth`] authenticates the request (a 401 comes before
-//! anything else is looked at); each handler then states what it needs in one
+//! Authorization at the HTTP edge. The [`authenticate`] middleware authenticates every API
+//! request before its handler's extractors run, and [`Auth`] hands the result to the handler:
+//! a 401 comes before anything else is looked at (actix answers the first extractor error to
+//! be ready, so an authentication that waits on the database inside an extractor could lose
+//! to a malformed id). Each handler then states what it needs in one
 //! [`AuthCheck`], which checks the scope or the session token and counts the request against
 //! the rate limits, before the handler calls the service. Checks that need the stored session
 //! (an agent-bound key and another agent's session) are the service's, inside its
 //! transaction and before any write.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{ready, Ready};
 
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
+use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::api::error::ApiError;
@@ -26,7 +30,8 @@ pub struct Auth {
 }
 
 /// The credential sent, if any: `Authorization: Bearer <secret>` or `X-API-KEY: <secret>`
-/// (the ElizaOS client's header).
+/// (the ElizaOS client's header). Either may carry a key or a session token: a frontend built
+/// on the ElizaOS client passes the token as its `apiKey`.
 fn presented(req: &HttpRequest) -> Result<Option<String>, AuthError> {
     if let Some(value) = req.headers().get(AUTHORIZATION) {
         let text = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
@@ -50,24 +55,45 @@ fn presented(req: &HttpRequest) -> Result<Option<String>, AuthError> {
     }
 }
 
+/// What [`authenticate`] found, kept on the request for [`Auth`].
+#[derive(Debug, Clone)]
+struct Authentication(Result<Caller, AuthError>);
+
+/// Middleware: authenticates each API request (paths under `/api/`) up front. The result
+/// waits on the request; only a handler that takes [`Auth`] turns a failure into a 401.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    if let Some(state) = state.filter(|_| req.path().starts_with("/api/")) {
+        let result = match presented(req.request()) {
+            Ok(credential) => state.auth.authenticate(credential.as_deref()).await,
+            Err(e) => Err(e),
+        };
+        req.extensions_mut().insert(Authentication(result));
+    }
+    next.call(req).await
+}
+
 impl FromRequest for Auth {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ServiceError::Internal("no app state".to_owned()))?
-                .clone();
-            let credential = presented(&req).map_err(ApiError::Unauthorized)?;
-            let caller = state
-                .auth
-                .authenticate(credential.as_deref())
-                .await
-                .map_err(ApiError::Unauthorized)?;
-            Ok(Auth { caller, req })
+        let found = req.extensions().get::<Authentication>().cloned();
+        ready(match found {
+            Some(Authentication(Ok(caller))) => Ok(Auth {
+                caller,
+                req: req.clone(),
+            }),
+            Some(Authentication(Err(e))) => Err(ApiError::Unauthorized(e)),
+            // A handler taking `Auth` on a route the middleware does not cover: a bug.
+            None => Err(ServiceError::Internal(format!(
+                "route {:?} was not authenticated",
+                req.match_pattern()
+            ))
+            .into()),
         })
     }
 }

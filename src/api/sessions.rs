@@ -189,7 +189,8 @@ fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
                 ("SessionHeartbeat" = (operation_id = "sessionHeartbeat", parameters(("sessionId" = "$response.body#/sessionId")))),
                 ("UpdateSessionTimeout" = (operation_id = "updateSessionTimeout", parameters(("sessionId" = "$response.body#/sessionId")))),
                 ("SendSessionMessage" = (operation_id = "sendSessionMessage", parameters(("sessionId" = "$response.body#/sessionId")))),
-                ("GetSessionMessages" = (operation_id = "getSessionMessages", parameters(("sessionId" = "$response.body#/sessionId"))))
+                ("GetSessionMessages" = (operation_id = "getSessionMessages", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("IssueSessionToken" = (operation_id = "issueSessionToken", parameters(("sessionId" = "$response.body#/sessionId"))))
             )
         ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
