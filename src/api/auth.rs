@@ -128,10 +128,13 @@ impl AuthCheck {
         self
     }
 
-    /// ... and the session's own token may do it as well.
-    pub fn or_session_token(mut self) -> Self {
-        self.token_allowed = true;
-        self
+    /// An operation on one session that a key with `scope` may do, and so may the session's
+    /// own token (what a chat page does: read, send, renew, heartbeat, end).
+    pub fn own_session(scope: Scope, id: SessionId) -> Self {
+        Self {
+            token_allowed: true,
+            ..Self::scope(scope).session(id)
+        }
     }
 
     /// The request names this user and agent (a create): they count against their limits.

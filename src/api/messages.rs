@@ -183,11 +183,7 @@ pub async fn send(
     idempotency: IdempotencyHeader,
     ApiJson(body, raw): ApiJson<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(
-        AuthCheck::scope(Scope::SessionsWrite)
-            .session(id)
-            .or_session_token(),
-    )?;
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsWrite, id))?;
     let scope = format!(
         "{} POST /api/messaging/sessions/{id}/messages",
         caller.idempotency_scope()
@@ -321,11 +317,7 @@ pub async fn list(
     id: SessionId,
     params: web::Query<ListMessagesParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(
-        AuthCheck::scope(Scope::SessionsRead)
-            .session(id)
-            .or_session_token(),
-    )?;
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
     let query = PageQuery {
         limit: extract::int_param("limit", params.limit.as_deref(), 50, (1, 100))?,
         before: cursor("before", params.before.as_deref(), true)?,

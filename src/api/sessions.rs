@@ -261,11 +261,7 @@ pub async fn get(
     id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(
-        AuthCheck::scope(Scope::SessionsRead)
-            .session(id)
-            .or_session_token(),
-    )?;
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
     Ok(ok(&service::get(&state, &caller, id).await?, debug))
 }
 
@@ -412,11 +408,7 @@ pub async fn delete(
     auth: Auth,
     id: SessionId,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(
-        AuthCheck::scope(Scope::SessionsManage)
-            .session(id)
-            .or_session_token(),
-    )?;
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsManage, id))?;
     service::delete(&state, &caller, id).await?;
     Ok(HttpResponse::Ok().json(DeletedResponse::new(format!(
         "Session {id} deleted successfully"
@@ -450,11 +442,7 @@ pub async fn renew(
     id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(
-        AuthCheck::scope(Scope::SessionsWrite)
-            .session(id)
-            .or_session_token(),
-    )?;
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsWrite, id))?;
     Ok(ok(&service::renew(&state, &caller, id).await?, debug))
 }
 
@@ -484,11 +472,7 @@ pub async fn heartbeat(
     id: SessionId,
     debug: DebugFlag,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(
-        AuthCheck::scope(Scope::SessionsWrite)
-            .session(id)
-            .or_session_token(),
-    )?;
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsWrite, id))?;
     Ok(ok(&service::heartbeat(&state, &caller, id).await?, debug))
 }
 
