@@ -1,5 +1,5 @@
 //! Authentication: turns a presented credential into a [`Caller`]. No HTTP here (the
-//! extractor in `api/auth.rs` reads the headers); the rules:
+//! middleware in `api/auth.rs` reads the headers); the rules:
 //!
 //! - No credential: allowed only in the open mode (no key configured, and a loopback bind or
 //!   `--insecure-no-auth`); otherwise 401.
@@ -9,11 +9,13 @@
 //! Stored keys are read from a snapshot refreshed every [`REFRESH`], so a key revoked from
 //! the CLI (in another process) is refused within a second without a restart, and a
 //! request does not pay a database read for its key. A digest missing from the snapshot is
-//! looked up once in the database, so a key created a moment ago works at once.
+//! looked up in the database (so a key created a moment ago works at once), and so is every
+//! key while the snapshot is older than [`STALE`] (reloads failing): a revocation is never
+//! missed because the database was briefly out of reach.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -25,6 +27,8 @@ use crate::service::{tokens, ServiceError};
 
 /// How often the key snapshot is reloaded.
 pub const REFRESH: Duration = Duration::from_millis(500);
+/// A snapshot older than this is not trusted on its own.
+pub const STALE: Duration = Duration::from_secs(1);
 
 /// Why a request is not authenticated (a 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,12 +44,18 @@ pub enum AuthError {
     Unavailable,
 }
 
-#[derive(Default)]
 struct Snapshot {
     /// Live keys by secret digest.
     keys: HashMap<String, ApiKey>,
     /// Whether any key was ever stored (revoked ones count): then credentials are required.
     any_stored: bool,
+    loaded_at: Instant,
+}
+
+impl Snapshot {
+    fn is_fresh(&self) -> bool {
+        self.loaded_at.elapsed() < STALE
+    }
 }
 
 pub struct Authenticator {
@@ -63,14 +73,15 @@ impl Authenticator {
         bootstrap: Option<&Secret>,
         open_allowed: bool,
     ) -> Result<Self, ServiceError> {
-        let auth = Self {
+        let mut conn = pool.get()?;
+        let first = Self::load(&mut conn)?;
+        drop(conn);
+        Ok(Self {
             pool,
             bootstrap: bootstrap.map(Secret::digest),
             open_allowed,
-            snapshot: RwLock::default(),
-        };
-        auth.refresh()?;
-        Ok(auth)
+            snapshot: RwLock::new(Arc::new(first)),
+        })
     }
 
     /// Whether any key is configured (the bootstrap key, or a stored one, even revoked).
@@ -99,14 +110,20 @@ impl Authenticator {
     /// Reloads the stored keys on this connection (blocking): after a revocation through this
     /// instance, so that it takes effect here at once.
     pub fn refresh_on(&self, conn: &mut DbConnection) -> Result<(), ServiceError> {
-        let keys = api_keys::live_with_hashes(conn)?.into_iter().collect();
-        let any_stored = api_keys::any(conn)?;
-        let fresh = Arc::new(Snapshot { keys, any_stored });
+        let fresh = Arc::new(Self::load(conn)?);
         match self.snapshot.write() {
             Ok(mut s) => *s = fresh,
             Err(e) => *e.into_inner() = fresh,
         }
         Ok(())
+    }
+
+    fn load(conn: &mut DbConnection) -> Result<Snapshot, ServiceError> {
+        Ok(Snapshot {
+            keys: api_keys::live_with_hashes(conn)?.into_iter().collect(),
+            any_stored: api_keys::any(conn)?,
+            loaded_at: Instant::now(),
+        })
     }
 
     /// Keeps the snapshot fresh until `stop` turns true.
@@ -147,8 +164,11 @@ impl Authenticator {
         if presented.starts_with(SESSION_TOKEN_PREFIX) {
             return self.session_token(presented.to_owned()).await;
         }
-        if let Some(key) = self.current().keys.get(&digest) {
-            return Ok(key_caller(key));
+        let snapshot = self.current();
+        if snapshot.is_fresh() {
+            if let Some(key) = snapshot.keys.get(&digest) {
+                return Ok(key_caller(key));
+            }
         }
         self.stored_key(digest).await
     }

@@ -284,12 +284,16 @@ impl Layers {
             .filter(|o| !o.is_empty())
             .map(|o| o.trim_end_matches('/').to_owned())
             .collect();
-        match origins.iter().find(|o| !valid(o)) {
+        let expected = "expected comma-separated origins like https://chat.example.com, or * alone";
+        let bad = origins.iter().find(|o| !valid(o)).or(origins
+            .iter()
+            .find(|o| *o == "*")
+            .filter(|_| origins.len() > 1));
+        match bad {
             Some(bad) => Err(ConfigError::Invalid {
                 origin: origin.clone(),
                 value: bad.clone(),
-                expected: "expected comma-separated origins like https://chat.example.com, or *"
-                    .to_owned(),
+                expected: expected.to_owned(),
             }),
             None => Ok(origins),
         }

@@ -95,12 +95,10 @@ struct Flags {
     /// text or json [env: AGENT_SESSIONS_LOG_FORMAT].
     #[arg(long, global = true)]
     log_format: Option<String>,
-    /// Set by `serve --insecure-no-auth`.
-    #[arg(skip)]
-    insecure_no_auth: Option<String>,
 }
 
-fn settings(flags: Flags) -> Result<Settings, config::ConfigError> {
+/// The settings from every layer; `insecure_no_auth` is `serve --insecure-no-auth`.
+fn settings(flags: Flags, insecure_no_auth: bool) -> Result<Settings, config::ConfigError> {
     let mut layers = Layers::default();
     if let Some(file) = config::config_file(flags.config) {
         layers.file(&file)?;
@@ -115,19 +113,16 @@ fn settings(flags: Flags) -> Result<Settings, config::ConfigError> {
     layers.flag("reaper_interval_secs", flags.reaper_interval_secs);
     layers.flag("retention_hours", flags.retention_hours);
     layers.flag("log_format", flags.log_format);
-    layers.flag("insecure_no_auth", flags.insecure_no_auth);
+    layers.flag(
+        "insecure_no_auth",
+        insecure_no_auth.then(|| "true".to_owned()),
+    );
     layers.settings()
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    if let Command::Serve {
-        insecure_no_auth: true,
-    } = cli.command
-    {
-        cli.flags.insecure_no_auth = Some("true".to_owned());
-    }
+    let cli = Cli::parse();
     if let Command::Openapi = cli.command {
         match serde_json::to_string_pretty(&openapi::document()) {
             Ok(json) => println!("{json}"),
@@ -138,7 +133,13 @@ async fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let settings = match settings(cli.flags) {
+    let insecure_no_auth = matches!(
+        cli.command,
+        Command::Serve {
+            insecure_no_auth: true
+        }
+    );
+    let settings = match settings(cli.flags, insecure_no_auth) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("configuration error: {e}");

@@ -183,13 +183,9 @@ pub async fn list(
     auth: Auth,
     params: web::Query<ListAgentsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.check(AuthCheck::scope(Scope::AgentsManage))?;
-    if let Some(bound) = caller.bound_agent() {
-        return Err(ServiceError::Forbidden(format!(
-            "This key is bound to agent {bound} and cannot list other agents"
-        ))
-        .into());
-    }
+    auth.check(AuthCheck::scope(Scope::AgentsManage))?
+        .unbound("list other agents")
+        .map_err(ServiceError::from)?;
     let limit = extract::int_param("limit", params.limit.as_deref(), 50, (1, 100))?;
     let offset = extract::int_param("offset", params.offset.as_deref(), 0, (0, i64::MAX))?;
     let page = service::list(&state, limit, offset).await?;

@@ -6,7 +6,7 @@
 //! [`AuthCheck`], which checks the scope or the session token and counts the request against
 //! the rate limits, before the handler calls the service. Checks that need the stored session
 //! (an agent-bound key and another agent's session) are the service's, inside its
-//! transaction and before any write.
+//! transaction, before it changes anything (a refused call's transaction is rolled back).
 
 use std::future::{ready, Ready};
 
@@ -87,6 +87,10 @@ impl FromRequest for Auth {
                 caller,
                 req: req.clone(),
             }),
+            Some(Authentication(Err(AuthError::Unavailable))) => Err(ServiceError::Unavailable(
+                "the credential store cannot be read".to_owned(),
+            )
+            .into()),
             Some(Authentication(Err(e))) => Err(ApiError::Unauthorized(e)),
             // A handler taking `Auth` on a route the middleware does not cover: a bug.
             None => Err(ServiceError::Internal(format!(
@@ -183,8 +187,12 @@ impl Auth {
     }
 }
 
-/// The scope and token rules of one check; the message says what was missing.
+/// The scope and token rules of one check, and the agent a request names (checked before it
+/// counts against that agent's limit); the message says what was missing.
 fn permitted(caller: &Caller, check: &AuthCheck) -> Result<(), String> {
+    if let Some(agent) = check.agent {
+        caller.may_act_for_agent(agent).map_err(|e| e.0)?;
+    }
     match caller {
         Caller::Open => Ok(()),
         Caller::Key { scopes, .. } if scopes.contains(check.scope) => Ok(()),

@@ -30,7 +30,8 @@ pub enum ApiError {
     /// Carries the resource's methods for the `Allow` header.
     #[error("Method not allowed; this resource allows {0}")]
     MethodNotAllowed(String),
-    /// No usable credential (401, with `WWW-Authenticate`).
+    /// No usable credential (401, with `WWW-Authenticate`). The extractor never builds it
+    /// from [`AuthError::Unavailable`], which is a 503.
     #[error("{0}")]
     Unauthorized(AuthError),
     /// Over a rate limit (429, with `Retry-After`).
@@ -58,7 +59,6 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
-            Self::Unauthorized(AuthError::Unavailable) => "SERVICE_UNAVAILABLE",
             Self::Unauthorized(_) => "UNAUTHORIZED",
             Self::RateLimited(_) => "RATE_LIMITED",
             Self::Service(e) => match e {
@@ -174,7 +174,6 @@ impl ResponseError for ApiError {
             | Self::Service(S::SessionNotFound(_))
             | Self::Service(S::AgentNotFound(_))
             | Self::Service(S::KeyNotFound(_)) => StatusCode::NOT_FOUND,
-            Self::Unauthorized(AuthError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Service(S::Forbidden(_)) => StatusCode::FORBIDDEN,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -210,7 +209,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(AuthError::Missing) => {
                 response.insert_header((WWW_AUTHENTICATE, r#"Bearer realm="agent-sessions""#));
             }
-            Self::Unauthorized(AuthError::Malformed | AuthError::Unknown) => {
+            Self::Unauthorized(_) => {
                 response.insert_header((
                     WWW_AUTHENTICATE,
                     r#"Bearer realm="agent-sessions", error="invalid_token""#,

@@ -5,8 +5,10 @@ use utoipa::ToSchema;
 use crate::api::auth::{Auth, AuthCheck};
 use crate::api::error::{ApiError, AuthErrors};
 use crate::clock::to_rfc3339;
+use crate::db;
 use crate::domain::Scope;
 use crate::service::health;
+use crate::service::ServiceError;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,4 +72,65 @@ pub async fn sessions_health(
             })
         }
     })
+}
+
+/// What a probe answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeResponse {
+    /// `ok`, or why not.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+fn probe(ok: bool, status: &str) -> HttpResponse {
+    let body = ProbeResponse {
+        status: status.to_owned(),
+    };
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Liveness: the process is up and serving HTTP. Touches nothing else.
+///
+/// **Auth:** None: orchestrators probe without credentials.
+#[utoipa::path(
+    operation_id = "livez", tag = "health",
+    security(()),
+    responses((status = 200, description = "Alive", body = ProbeResponse))
+)]
+#[get("/livez")]
+pub async fn livez() -> HttpResponse {
+    probe(true, "ok")
+}
+
+/// Readiness: the database answers and every migration of this version is applied; 503
+/// otherwise, so that an orchestrator sends no traffic to an instance that cannot serve it.
+///
+/// **Auth:** None: orchestrators probe without credentials.
+#[utoipa::path(
+    operation_id = "readyz", tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = ProbeResponse),
+        (status = 503, description = "The database cannot be reached, or is not migrated", body = ProbeResponse),
+    )
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let checked = state
+        .db_probe(|conn| {
+            db::has_pending_migrations(conn).map_err(|e| ServiceError::Unavailable(e.to_string()))
+        })
+        .await;
+    match checked {
+        Ok(false) => probe(true, "ok"),
+        Ok(true) => probe(false, "database not migrated"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            probe(false, "database unavailable")
+        }
+    }
 }

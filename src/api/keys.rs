@@ -17,7 +17,7 @@ use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::validation;
 
-const NAME_MAX_CHARS: u64 = 200;
+const NAME_MAX_CHARS: u64 = service::NAME_MAX_CHARS as u64;
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase")]
@@ -87,12 +87,7 @@ pub struct KeyListResponse {
 /// `keys:manage` from a key not bound to an agent (a bound key manages sessions, not keys).
 fn key_manager(auth: Auth) -> Result<Caller, ApiError> {
     let caller = auth.check(AuthCheck::scope(Scope::KeysManage))?;
-    if let Some(bound) = caller.bound_agent() {
-        return Err(ServiceError::Forbidden(format!(
-            "This key is bound to agent {bound}; managing keys needs an unbound key"
-        ))
-        .into());
-    }
+    caller.unbound("manage keys").map_err(ServiceError::from)?;
     Ok(caller)
 }
 
@@ -129,16 +124,19 @@ pub async fn create(
         }
     }
     let input = NewKey {
-        name: body
-            .name
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty()),
+        // Validated above: only trimmed here.
+        name: service::key_name(body.name).map_err(|e| ApiError::invalid("name", e.to_string()))?,
         scopes: Scopes::new(body.scopes),
         agent_id: body.agent_id,
     };
     let now = state.now();
+    let auth = state.auth.clone();
     let issued = state
-        .db(move |conn| service::create(conn, input, now))
+        .db(move |conn| {
+            let issued = service::create(conn, input, now)?;
+            auth.refresh_on(conn)?;
+            Ok(issued)
+        })
         .await?;
     Ok(HttpResponse::Created().json(CreatedKeyResponse {
         key: KeyResponse::from(&issued.key),
@@ -189,6 +187,13 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     key_manager(auth)?;
     let now = state.now();
-    let key = state.db(move |conn| service::revoke(conn, id, now)).await?;
+    let auth = state.auth.clone();
+    let key = state
+        .db(move |conn| {
+            let key = service::revoke(conn, id, now)?;
+            auth.refresh_on(conn)?;
+            Ok(key)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(KeyResponse::from(&key)))
 }

@@ -20,6 +20,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         // Before `{sessionId}`, so that "health" is not taken for an id: GET is the health
         // check, and every other method must get the 405 rather than reach the session
         // handlers (`DELETE .../health` is not a malformed session id).
+        .service(health::livez)
+        .service(health::readyz)
         .service(health::sessions_health)
         .route(HEALTH, web::route().to(fallback))
         .service(sessions::create)

@@ -12,7 +12,8 @@ use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::api::{created, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::domain::{
-    ids, AgentId, Scope, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+    ids, AgentId, Caller, Scope, Session, SessionFilter, SessionId, SessionStatus, StatusFilter,
+    UserId,
 };
 use crate::secret::Secret;
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
@@ -288,7 +289,7 @@ pub struct ListSessionsParams {
 }
 
 impl ListSessionsParams {
-    fn parse(self, bound_agent: Option<AgentId>) -> Result<ListQuery, ApiError> {
+    fn parse(self, bound_to: &Caller) -> Result<ListQuery, ApiError> {
         let status = match self.status.as_deref().map(str::trim) {
             None | Some("active") => StatusFilter::Active,
             Some("expired") => StatusFilter::Expired,
@@ -301,18 +302,9 @@ impl ListSessionsParams {
             }
         };
         // A key bound to an agent lists that agent's sessions only.
-        let agent_id = match (
-            extract::query_id(AgentId::FIELD, self.agent_id.as_deref())?,
-            bound_agent,
-        ) {
-            (Some(asked), Some(bound)) if asked != bound => {
-                return Err(ServiceError::Forbidden(format!(
-                    "This key is bound to agent {bound} and cannot list agent {asked}'s sessions"
-                ))
-                .into())
-            }
-            (asked, bound) => asked.or(bound),
-        };
+        let agent_id = bound_to
+            .list_filter(extract::query_id(AgentId::FIELD, self.agent_id.as_deref())?)
+            .map_err(ServiceError::from)?;
         Ok(ListQuery {
             filter: SessionFilter {
                 agent_id,
@@ -367,7 +359,7 @@ pub async fn list(
     params: web::Query<ListSessionsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::scope(Scope::SessionsRead))?;
-    let query = params.into_inner().parse(caller.bound_agent())?;
+    let query = params.into_inner().parse(&caller)?;
     let (limit, offset) = (query.limit, query.offset);
     let page = service::list(&state, query).await?;
     Ok(HttpResponse::Ok().json(SessionListResponse {
@@ -516,8 +508,8 @@ pub async fn update_timeout(
 /// Issue a new session token for the session's user; the earlier one stops working at once
 /// (a lost or leaked token is replaced without ending the chat).
 ///
-/// **Auth:** Needs `sessions:manage` (a session token cannot do this); a key bound to an agent
-/// only for that agent's sessions.
+/// **Auth:** Needs `sessions:manage` and a key not bound to an agent (a bound key writes as
+/// its agent, never as the user; a session token cannot do this).
 #[utoipa::path(
     operation_id = "issueSessionToken", tag = "sessions",
     params(("sessionId" = SessionId, Path, description = "Session id")),
@@ -538,6 +530,9 @@ pub async fn issue_token(
     id: SessionId,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::scope(Scope::SessionsManage).session(id))?;
+    caller
+        .unbound("issue a user's session token")
+        .map_err(ServiceError::from)?;
     let (snapshot, token): (Snapshot, Secret) = service::reissue_token(&state, &caller, id).await?;
     Ok(HttpResponse::Created().json(SessionTokenResponse {
         session_id: snapshot.session.id,

@@ -1,6 +1,7 @@
-//! Who is calling and what they may do: scopes, API keys and the caller of a request. Pure: the
-//! secrets themselves live in `crate::secret`, their storage in `db/`, the HTTP side in
-//! `crate::auth`.
+//! Who is calling and what they may do: scopes, API keys and the caller of a request, with the
+//! access rules that need no stored data beyond the session. Pure: the secrets live in
+//! `crate::secret`, their storage in `db/`, authentication in `crate::auth` and the HTTP side
+//! in `crate::api::auth`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -171,9 +172,30 @@ impl Caller {
     pub fn may_act_for_agent(&self, agent: AgentId) -> Result<(), Forbidden> {
         match self.bound_agent() {
             Some(bound) if bound != agent => Err(Forbidden(format!(
-                "this key is bound to agent {bound} and cannot act for agent {agent}"
+                "This key is bound to agent {bound} and cannot act for agent {agent}"
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// The agent filter of a session list: a bound key lists its own agent's sessions only.
+    pub fn list_filter(&self, asked: Option<AgentId>) -> Result<Option<AgentId>, Forbidden> {
+        match (asked, self.bound_agent()) {
+            (Some(asked), Some(bound)) if asked != bound => Err(Forbidden(format!(
+                "This key is bound to agent {bound} and cannot list agent {asked}'s sessions"
+            ))),
+            (asked, bound) => Ok(asked.or(bound)),
+        }
+    }
+
+    /// Operations across agents (listing agents, managing keys, handing out a user's session
+    /// token) need a key that is not bound to an agent: a bound key speaks for its agent only.
+    pub fn unbound(&self, what: &str) -> Result<(), Forbidden> {
+        match self.bound_agent() {
+            Some(bound) => Err(Forbidden(format!(
+                "This key is bound to agent {bound} and cannot {what}"
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -184,7 +206,7 @@ impl Caller {
             Caller::Open => Ok(()),
             Caller::Key { agent_id, .. } => match agent_id {
                 Some(bound) if *bound != session.agent_id => Err(Forbidden(format!(
-                    "this key is bound to agent {bound}; session {} belongs to another agent",
+                    "This key is bound to agent {bound}; session {} belongs to another agent",
                     session.id
                 ))),
                 _ => Ok(()),
@@ -194,7 +216,7 @@ impl Caller {
                     Ok(())
                 } else {
                     Err(Forbidden(format!(
-                        "this session token is for another session than {}",
+                        "This session token opens another session, not {}",
                         session.id
                     )))
                 }
@@ -216,7 +238,7 @@ impl Caller {
         };
         match requested {
             Some(id) if id != fixed.id() => Err(Forbidden(format!(
-                "this credential writes as {}; it cannot post as {id}",
+                "This credential writes as {}; it cannot post as {id}",
                 fixed.id()
             ))),
             _ => Ok(Some(fixed)),

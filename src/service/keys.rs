@@ -9,6 +9,23 @@ use crate::domain::{AgentId, ApiKey, KeyId, Scopes};
 use crate::secret::{Secret, API_KEY_PREFIX};
 use crate::service::{ServiceError, ServiceResult};
 
+/// The longest key name.
+pub const NAME_MAX_CHARS: usize = 200;
+
+/// A key name that is too long or holds a NUL.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("at most {NAME_MAX_CHARS} characters, no NUL")]
+pub struct InvalidKeyName;
+
+/// A key's name as stored: trimmed, blank meaning none.
+pub fn key_name(name: Option<String>) -> Result<Option<String>, InvalidKeyName> {
+    let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    match name {
+        Some(n) if n.chars().count() > NAME_MAX_CHARS || n.contains('\0') => Err(InvalidKeyName),
+        name => Ok(name),
+    }
+}
+
 /// Validated input for a new key.
 #[derive(Debug, Clone)]
 pub struct NewKey {

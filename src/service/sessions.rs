@@ -76,10 +76,16 @@ pub async fn create(
                     repo::insert(conn, &session)?;
                     Ok(Snapshot { session, now })
                 })?;
-                let id = outcome.value.session.id;
-                let token = match repo::find(conn, id)? {
-                    Some(session) => Some(tokens::issue(conn, &session, now)?),
-                    None => None,
+                let token = if outcome.replayed {
+                    // Lock, then read: the session may be gone since (deleted, or purged).
+                    let id = outcome.value.session.id;
+                    repo::lock(conn, id)?;
+                    match repo::find(conn, id)? {
+                        Some(session) => Some(tokens::reissue(conn, &session, now)?),
+                        None => None,
+                    }
+                } else {
+                    Some(tokens::issue_first(conn, &outcome.value.session, now)?)
                 };
                 Ok(Created { outcome, token })
             })
@@ -277,8 +283,9 @@ pub async fn reissue_token(
     state
         .db(move |conn| {
             transact(conn, |conn| {
+                repo::lock(conn, id)?;
                 let session = load_live(conn, &caller, id, now)?;
-                let token = tokens::issue(conn, &session, now)?;
+                let token = tokens::reissue(conn, &session, now)?;
                 Ok((Snapshot { session, now }, token))
             })
         })

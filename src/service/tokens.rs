@@ -10,11 +10,22 @@ use crate::domain::Session;
 use crate::secret::{Secret, SESSION_TOKEN_PREFIX};
 use crate::service::{ServiceError, ServiceResult};
 
-/// Inside a write transaction: a new token for the session's user, revoking the earlier ones.
-pub fn issue(conn: &mut DbConnection, session: &Session, now: Millis) -> ServiceResult<Secret> {
+/// Inside a write transaction that holds the session's row lock (taken before the session was
+/// read, so it is still there): a new token for the session's user, revoking the earlier ones.
+/// The lock serializes concurrent issues, so exactly one token survives.
+pub fn reissue(conn: &mut DbConnection, session: &Session, now: Millis) -> ServiceResult<Secret> {
+    repo::revoke(conn, session.id, session.user_id)?;
+    issue_first(conn, session, now)
+}
+
+/// Inside the transaction that creates the session: its user's first token.
+pub fn issue_first(
+    conn: &mut DbConnection,
+    session: &Session,
+    now: Millis,
+) -> ServiceResult<Secret> {
     let secret = Secret::generate(SESSION_TOKEN_PREFIX)
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
-    repo::revoke(conn, session.id, session.user_id)?;
     repo::insert(
         conn,
         &SessionTokenRow {

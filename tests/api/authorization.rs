@@ -172,7 +172,7 @@ struct Route {
     token_allowed: bool,
     /// It touches agent A or its sessions: a key bound to another agent is refused.
     agent_scoped: bool,
-    /// Refused to every agent-bound key (the agent list).
+    /// Refused to every agent-bound key (the agent list, issuing a user's token).
     unbound_keys_only: bool,
     /// A successful call uses the fixture up (deletes it, or revokes its token).
     consumes: bool,
@@ -318,7 +318,8 @@ fn session_routes() -> Vec<Route> {
             scope: "sessions:manage",
             token_allowed: false,
             agent_scoped: true,
-            unbound_keys_only: false,
+            // A bound key writes as its agent: it may not obtain the user's token.
+            unbound_keys_only: true,
             consumes: true,
             ok: StatusCode::CREATED,
             answers: |f, b| {

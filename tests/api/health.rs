@@ -1,10 +1,12 @@
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::backend_tests;
 use crate::helpers::{paths, Kind, TestApp};
 
 backend_tests!(
+    probes_answer_without_credentials,
+    readiness_is_503_on_an_unmigrated_database,
     health_of_a_fresh_service,
     health_counts_active_sessions_and_uptime,
     health_is_503_when_the_database_fails,
@@ -41,4 +43,42 @@ async fn health_is_503_when_the_database_fails(kind: Kind) {
     let (status, body) = app.get(paths::health()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unhealthy");
+}
+
+async fn probes_answer_without_credentials(kind: Kind) {
+    let app = TestApp::spawn_secured(kind).await;
+    for path in ["/livez", "/readyz"] {
+        let reply = app
+            .call(Method::GET, path)
+            .without_credential()
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text);
+        assert_eq!(reply.body, json!({"status": "ok"}));
+    }
+    // The health report is not a probe: it needs `sessions:health`.
+    app.call(Method::GET, paths::health())
+        .without_credential()
+        .send()
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}
+
+async fn readiness_is_503_on_an_unmigrated_database(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    app.execute_sql(
+        "DELETE FROM __diesel_schema_migrations WHERE version = \
+         (SELECT MAX(version) FROM __diesel_schema_migrations)",
+    )
+    .await;
+    let reply = app.call(Method::GET, "/readyz").send().await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.body["status"], "database not migrated");
+    let live = app.call(Method::GET, "/livez").send().await;
+    assert_eq!(live.status, StatusCode::OK, "alive all the same");
 }

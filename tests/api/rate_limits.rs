@@ -23,6 +23,7 @@ backend_tests!(
     unbound_keys_on_list_and_agent_routes_count_against_no_limit,
     a_404_of_a_limited_route_carries_the_headers,
     a_410_of_a_limited_route_carries_the_headers,
+    a_key_bound_elsewhere_cannot_spend_another_agents_quota,
 );
 
 fn limits(session_per_minute: u32, user_per_hour: u32, agent_per_hour: u32) -> RateLimitSettings {
@@ -386,4 +387,24 @@ async fn a_410_of_a_limited_route_carries_the_headers(kind: Kind) {
     assert_eq!(rate_headers(&reply), (3, 2, 20));
     let body: &Value = &reply.body;
     assert_eq!(body["details"]["sessionId"], id, "{body}");
+}
+
+async fn a_key_bound_elsewhere_cannot_spend_another_agents_quota(kind: Kind) {
+    let app = TestApp::spawn_secured_with(kind, |s| s.rate_limits = limits(0, 0, 1)).await;
+    let victim = app.agent().await;
+    let other = app.agent().await;
+    let key = app.create_key(&["sessions:create"], Some(&other)).await;
+    for _ in 0..3 {
+        let refused = app
+            .call(Method::POST, paths::sessions())
+            .bearer(&key)
+            .json(json!({ "agentId": victim, "userId": uuid::Uuid::new_v4() }))
+            .send()
+            .await;
+        refused.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+        assert_no_rate_headers(&refused);
+    }
+    // The victim's one create per hour is still there.
+    let created = create(&app, &victim, &uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
 }
