@@ -49,6 +49,7 @@ struct Snapshot {
     keys: HashMap<String, ApiKey>,
     /// Whether any key was ever stored (revoked ones count): then credentials are required.
     any_stored: bool,
+    /// When its reading began: what it shows was true at least from then.
     loaded_at: Instant,
 }
 
@@ -111,18 +112,21 @@ impl Authenticator {
     /// instance, so that it takes effect here at once.
     pub fn refresh_on(&self, conn: &mut DbConnection) -> Result<(), ServiceError> {
         let fresh = Arc::new(Self::load(conn)?);
-        match self.snapshot.write() {
-            Ok(mut s) => *s = fresh,
-            Err(e) => *e.into_inner() = fresh,
+        let mut current = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        // A reload that began before the current snapshot's (the background refresher racing
+        // a revocation's) must not bring back what that one no longer holds.
+        if fresh.loaded_at > current.loaded_at {
+            *current = fresh;
         }
         Ok(())
     }
 
     fn load(conn: &mut DbConnection) -> Result<Snapshot, ServiceError> {
+        let loaded_at = Instant::now();
         Ok(Snapshot {
             keys: api_keys::live_with_hashes(conn)?.into_iter().collect(),
             any_stored: api_keys::any(conn)?,
-            loaded_at: Instant::now(),
+            loaded_at,
         })
     }
 
