@@ -11,9 +11,10 @@ use crate::api::auth::{Auth, AuthCheck};
 use crate::api::error::{ApiError, AuthErrors, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::ApiJson;
 use crate::clock::to_rfc3339;
+use crate::db::DbConnection;
 use crate::domain::{AgentId, ApiKey, Caller, KeyId, Scope, Scopes};
 use crate::service::keys::{self as service, NewKey};
-use crate::service::ServiceError;
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::validation;
 
@@ -91,6 +92,22 @@ fn key_manager(auth: Auth) -> Result<Caller, ApiError> {
     Ok(caller)
 }
 
+/// Runs a change to the keys, then reloads this instance's key snapshot on the same
+/// connection: the change holds here at once (other instances reload within a second).
+async fn changing_keys<T: Send + 'static>(
+    state: &AppState,
+    change: impl FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
+) -> ServiceResult<T> {
+    let auth = state.auth.clone();
+    state
+        .db(move |conn| {
+            let changed = change(conn)?;
+            auth.refresh_on(conn)?;
+            Ok(changed)
+        })
+        .await
+}
+
 /// Create an API key. Its secret is in this answer only.
 ///
 /// A key cannot grant more than it holds: every scope asked for must be one of the calling
@@ -115,14 +132,7 @@ pub async fn create(
     ApiJson(body, _): ApiJson<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = key_manager(auth)?;
-    if let Caller::Key { scopes: held, .. } = &caller {
-        if let Some(extra) = body.scopes.iter().find(|s| !held.contains(**s)) {
-            return Err(ServiceError::Forbidden(format!(
-                "This key cannot grant the scope `{extra}`, which it does not hold"
-            ))
-            .into());
-        }
-    }
+    caller.may_grant(&body.scopes).map_err(ServiceError::from)?;
     let input = NewKey {
         // Validated above: only trimmed here.
         name: service::key_name(body.name).map_err(|e| ApiError::invalid("name", e.to_string()))?,
@@ -130,14 +140,7 @@ pub async fn create(
         agent_id: body.agent_id,
     };
     let now = state.now();
-    let auth = state.auth.clone();
-    let issued = state
-        .db(move |conn| {
-            let issued = service::create(conn, input, now)?;
-            auth.refresh_on(conn)?;
-            Ok(issued)
-        })
-        .await?;
+    let issued = changing_keys(&state, move |conn| service::create(conn, input, now)).await?;
     Ok(HttpResponse::Created().json(CreatedKeyResponse {
         key: KeyResponse::from(&issued.key),
         secret: issued.secret.expose().to_owned(),
@@ -187,13 +190,6 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     key_manager(auth)?;
     let now = state.now();
-    let auth = state.auth.clone();
-    let key = state
-        .db(move |conn| {
-            let key = service::revoke(conn, id, now)?;
-            auth.refresh_on(conn)?;
-            Ok(key)
-        })
-        .await?;
+    let key = changing_keys(&state, move |conn| service::revoke(conn, id, now)).await?;
     Ok(HttpResponse::Ok().json(KeyResponse::from(&key)))
 }

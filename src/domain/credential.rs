@@ -199,6 +199,25 @@ impl Caller {
         }
     }
 
+    /// May this caller hand out a key with `scopes`? A key grants only what it holds.
+    pub fn may_grant(&self, scopes: &[Scope]) -> Result<(), Forbidden> {
+        let held = match self {
+            Caller::Open => return Ok(()),
+            Caller::Key { scopes, .. } => scopes,
+            Caller::SessionToken { .. } => {
+                return Err(Forbidden(
+                    "A session token cannot grant anything".to_owned(),
+                ))
+            }
+        };
+        match scopes.iter().find(|s| !held.contains(**s)) {
+            Some(extra) => Err(Forbidden(format!(
+                "This key cannot grant the scope `{extra}`, which it does not hold"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// May this caller touch `session` at all? A bound key only its agent's sessions, a
     /// session token only its own session.
     pub fn may_touch(&self, session: &Session) -> Result<(), Forbidden> {
