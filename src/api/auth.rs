@@ -162,10 +162,22 @@ impl Auth {
                 user: Some(*user_id),
                 agent: Some(*agent_id),
             },
-            caller => RateKeys {
+            // An agent runtime's key counts against its agent, not against the sessions it
+            // answers in: its replies must not use up the user's per-session quota, and a key
+            // bound to another agent cannot spend a session's quota on calls it will be
+            // refused.
+            Caller::Key {
+                agent_id: Some(bound),
+                ..
+            } => RateKeys {
+                session: None,
+                user: check.user,
+                agent: Some(*bound),
+            },
+            _ => RateKeys {
                 session: check.session,
                 user: check.user,
-                agent: check.agent.or(caller.bound_agent()),
+                agent: check.agent,
             },
         };
         let state = self

@@ -24,6 +24,7 @@ backend_tests!(
     a_404_of_a_limited_route_carries_the_headers,
     a_410_of_a_limited_route_carries_the_headers,
     a_key_bound_elsewhere_cannot_spend_another_agents_quota,
+    an_agents_replies_do_not_use_up_the_users_session_quota,
 );
 
 fn limits(session_per_minute: u32, user_per_hour: u32, agent_per_hour: u32) -> RateLimitSettings {
@@ -407,4 +408,32 @@ async fn a_key_bound_elsewhere_cannot_spend_another_agents_quota(kind: Kind) {
     // The victim's one create per hour is still there.
     let created = create(&app, &victim, &uuid::Uuid::new_v4().to_string()).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+}
+
+async fn an_agents_replies_do_not_use_up_the_users_session_quota(kind: Kind) {
+    let app = TestApp::spawn_secured_with(kind, |s| s.rate_limits = limits(2, 0, 100)).await;
+    let agent = app.agent().await;
+    let created = create(&app, &agent, &uuid::Uuid::new_v4().to_string()).await;
+    let (id, token) = id_and_token(&created);
+    let runtime = app.create_key(&["sessions:write"], Some(&agent)).await;
+    for _ in 0..3 {
+        let reply = app
+            .call(Method::POST, paths::messages(&id))
+            .bearer(&runtime)
+            .json(json!({"content": "the agent answers"}))
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        assert_eq!(number(&reply, "ratelimit-limit"), 100, "the agent's limit");
+    }
+    // The user still has the whole per-session quota of 2.
+    for remaining in [1, 0] {
+        let read = app
+            .call(Method::GET, paths::session(&id))
+            .bearer(&token)
+            .send()
+            .await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+        assert_eq!(number(&read, "ratelimit-remaining"), remaining);
+    }
 }
