@@ -30,6 +30,7 @@ backend_tests!(
     unauthorized_comes_before_validation,
     the_database_holds_no_usable_secret,
     open_mode_needs_no_credential_but_checks_the_ones_sent,
+    concurrent_reissues_leave_exactly_one_working_token,
 );
 
 const EVERY_SCOPE: [&str; 7] = [
@@ -1149,4 +1150,31 @@ async fn open_mode_needs_no_credential_but_checks_the_ones_sent(kind: Kind) {
     let reply = message_as(&app, &token, &id, json!({"content": "mine"})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     assert_eq!(reply.body["isAgent"], false);
+}
+
+async fn concurrent_reissues_leave_exactly_one_working_token(kind: Kind) {
+    let app = TestApp::spawn_secured(kind).await;
+    let agent = app.agent().await;
+    let id = id_of(&app.session_with(&agent, json!({})).await);
+    let issues = (0..6).map(|_| app.post_empty(paths::token(&id)));
+    let tokens: Vec<String> = futures::future::join_all(issues)
+        .await
+        .into_iter()
+        .map(|(status, body)| {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["sessionToken"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut working = 0;
+    for token in &tokens {
+        let reply = get_with(&app, token, &id).await;
+        match reply.status {
+            StatusCode::OK => working += 1,
+            _ => assert_unauthorized(&reply, "a replaced token"),
+        }
+    }
+    assert_eq!(
+        working, 1,
+        "exactly one of the concurrently issued tokens survives"
+    );
 }

@@ -173,7 +173,12 @@ impl TestApp {
     }
 
     pub async fn spawn_secured_with(kind: Kind, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let mut app = Self::spawn_with(kind, |s| {
+        Self::spawn_secured_on(kind.fresh_db(), tweak).await
+    }
+
+    /// A secured app on an existing database (a second instance).
+    pub async fn spawn_secured_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut app = Self::spawn_on(db, |s| {
             s.api_key = Some(Secret::from_text(ADMIN_KEY.to_owned()));
             tweak(s);
         })

@@ -1,5 +1,7 @@
 //! `/api/keys`: key management over HTTP.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -14,6 +16,7 @@ backend_tests!(
     a_bound_key_cannot_manage_keys,
     a_key_needs_keys_manage_to_manage_keys,
     a_key_request_is_validated,
+    a_revocation_reaches_every_instance_within_a_second,
 );
 
 const KEYS: &str = "/api/keys";
@@ -176,4 +179,61 @@ async fn a_key_request_is_validated(kind: Kind) {
     }
     let list = app.call(Method::GET, KEYS).send().await;
     assert_eq!(list.body["keys"], json!([]), "nothing stored");
+}
+
+/// Polls `GET /api/messaging/sessions` with `secret` on `app` until it answers `expected`;
+/// false if it has not after `within`. Key snapshots reload on real time (every 0.5 s), not
+/// on the manual clock, so this is the one place tests wait on the wall clock.
+async fn answers_within(
+    app: &TestApp,
+    secret: &str,
+    expected: StatusCode,
+    within: Duration,
+) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        let reply = app
+            .call(Method::GET, paths::sessions())
+            .bearer(secret)
+            .send()
+            .await;
+        if reply.status == expected {
+            return true;
+        }
+        if started.elapsed() > within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn a_revocation_reaches_every_instance_within_a_second(kind: Kind) {
+    let first = TestApp::spawn_secured(kind).await;
+    let second = TestApp::spawn_secured_on(first.db.clone(), |_| {}).await;
+    let created = first
+        .call(Method::POST, KEYS)
+        .json(json!({"scopes": ["sessions:read"]}))
+        .send()
+        .await;
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    assert!(
+        answers_within(&second, &secret, StatusCode::OK, Duration::from_millis(0)).await,
+        "a key made on one instance works on another at once"
+    );
+    // Let the second instance's snapshot take the key in, so that it answers from memory.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let path = format!("{KEYS}/{}", created.body["keyId"].as_str().unwrap());
+    let revoked = first.call(Method::DELETE, &path).send().await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert!(
+        answers_within(
+            &second,
+            &secret,
+            StatusCode::UNAUTHORIZED,
+            Duration::from_millis(1000)
+        )
+        .await,
+        "the other instance refuses the revoked key within a second"
+    );
 }
