@@ -23,6 +23,7 @@ use crate::api::{self, messages};
         (name = "agents", description = "Agents and their timeout defaults"),
         (name = "health", description = "Health and statistics"),
         (name = "keys", description = "API keys (scopes, agent binding, revocation)"),
+        (name = "events", description = "A session's durable event log, long-polled"),
     )
 )]
 pub struct ApiDoc;

@@ -12,10 +12,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::db::repo::{idempotency, sessions as repo};
+use crate::db::repo::{idempotency, session_events, sessions as repo};
 use crate::db::{write_transaction, DbConnection, DbError, DbPool};
+use crate::domain::EventKind;
 use crate::domain::SessionId;
+use crate::events::EventBus;
 use crate::service::idempotency::TTL_MS;
+use crate::timeout::policy;
 
 /// Runs `batch` in its own short write transaction until it reports that it touched nothing;
 /// returns how many rows all batches touched.
@@ -36,6 +39,7 @@ fn drain(
 pub struct Reaper {
     pool: DbPool,
     clock: Arc<dyn Clock>,
+    events: Arc<EventBus>,
     batch_size: i64,
     retention_ms: i64,
 }
@@ -46,18 +50,27 @@ pub struct ReapReport {
     /// Ids this pass marked expired.
     pub expired: Vec<SessionId>,
     pub purged: usize,
+    /// Events of sessions gone (deleted or purged) for longer than the retention window.
+    pub events_purged: usize,
     /// Idempotency records older than 24 h that were dropped.
     pub idempotency_keys_purged: usize,
 }
 
 impl Reaper {
-    pub fn new(pool: DbPool, clock: Arc<dyn Clock>, batch_size: i64, retention_hours: u64) -> Self {
+    pub fn new(
+        pool: DbPool,
+        clock: Arc<dyn Clock>,
+        events: Arc<EventBus>,
+        batch_size: i64,
+        retention_hours: u64,
+    ) -> Self {
         let retention_ms = i64::try_from(retention_hours)
             .unwrap_or(i64::MAX / 3_600_000)
             .saturating_mul(3_600_000);
         Self {
             pool,
             clock,
+            events,
             batch_size,
             retention_ms,
         }
@@ -70,14 +83,31 @@ impl Reaper {
         let mut conn = self.pool.get()?;
         let mut report = ReapReport::default();
         drain(&mut conn, |c| {
-            let ids = repo::expire_due(c, now, self.batch_size)?;
-            let n = ids.len();
-            report.expired.extend(ids);
-            Ok(n)
+            let expired = repo::expire_due(c, now, self.batch_size)?;
+            for s in &expired {
+                let kind = EventKind::SessionExpired {
+                    reason: policy::expiry_reason(
+                        s.created_at,
+                        s.max_duration_minutes,
+                        s.expires_at,
+                    ),
+                    expired_at: s.expires_at,
+                };
+                session_events::append(c, s.id, s.agent_id, kind, now)?;
+            }
+            report.expired.extend(expired.iter().map(|s| s.id));
+            Ok(expired.len())
         })?;
+        // Committed: wake whoever waits on these sessions' logs.
+        for &id in &report.expired {
+            self.events.publish(id);
+        }
         let closed_before = now.saturating_sub(self.retention_ms);
         report.purged = drain(&mut conn, |c| {
             repo::purge_closed(c, closed_before, self.batch_size)
+        })?;
+        report.events_purged = drain(&mut conn, |c| {
+            session_events::purge_orphans(c, closed_before, self.batch_size)
         })?;
         report.idempotency_keys_purged = drain(&mut conn, |c| {
             idempotency::purge(c, now.saturating_sub(TTL_MS), self.batch_size)

@@ -18,6 +18,7 @@ use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DbError, DbPool};
+use crate::events::EventBus;
 use crate::rate_limit::{self, RateLimits};
 use crate::reaper::Reaper;
 use crate::service::ServiceError;
@@ -86,9 +87,11 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let events = Arc::new(EventBus::default());
         let reaper = Reaper::new(
             pool.clone(),
             clock.clone(),
+            events.clone(),
             settings.reaper_batch_size,
             settings.retention_hours,
         );
@@ -101,6 +104,7 @@ impl Application {
             settings: Arc::new(settings),
             auth: auth.clone(),
             limits: limits.clone(),
+            events,
         };
         let server = serve(listener, state, workers).map_err(|source| StartupError::Bind {
             addr: format!("port {port}"),

@@ -7,6 +7,7 @@ use crate::auth::Authenticator;
 use crate::clock::{Clock, Millis};
 use crate::config::Settings;
 use crate::db::{DbConnection, DbPool};
+use crate::events::EventBus;
 use crate::rate_limit::RateLimits;
 use crate::service::{ServiceError, ServiceResult};
 
@@ -21,6 +22,7 @@ pub struct AppState {
     pub started_at: Millis,
     pub auth: Arc<Authenticator>,
     pub limits: Arc<RateLimits>,
+    pub events: Arc<EventBus>,
 }
 
 impl AppState {

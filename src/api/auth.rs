@@ -43,7 +43,7 @@ fn presented(req: &HttpRequest) -> Result<Option<String>, AuthError> {
         return Ok(Some(token.to_owned()));
     }
     match req.headers().get("x-api-key") {
-        None => Ok(None),
+        None => Ok(stream_access_token(req)),
         Some(value) => {
             let key = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
             if key.is_empty() {
@@ -53,6 +53,23 @@ fn presented(req: &HttpRequest) -> Result<Option<String>, AuthError> {
             }
         }
     }
+}
+
+/// `?access_token=` on the routes a browser's `EventSource` opens, which cannot send headers.
+/// Only there: elsewhere a secret in a URL ends up in proxies' and browsers' histories.
+fn stream_access_token(req: &HttpRequest) -> Option<String> {
+    if !req.path().ends_with("/watch") && !req.path().ends_with("/events") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Query {
+        access_token: Option<String>,
+    }
+    web::Query::<Query>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().access_token)
+        .map(|token| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
 }
 
 /// What [`authenticate`] found, kept on the request for [`Auth`].

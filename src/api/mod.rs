@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod keys;

@@ -11,7 +11,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::error::ApiError;
-use crate::api::{agents, health, keys, messages, sessions};
+use crate::api::{agents, events, health, keys, messages, sessions};
 
 const HEALTH: &str = "/api/messaging/sessions/health";
 
@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(sessions::issue_token)
         .service(messages::send)
         .service(messages::list)
+        .service(events::watch)
         .service(agents::put)
         .service(agents::get)
         .service(agents::list)

@@ -6,10 +6,12 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::Value;
 
-use super::schema::{agents, api_keys, idempotency_outcomes, messages, session_tokens, sessions};
+use super::schema::{
+    agents, api_keys, idempotency_outcomes, messages, session_events, session_tokens, sessions,
+};
 use crate::domain::{
-    Agent, AgentId, ApiKey, Attachment, Author, Message, MessageId, Scopes, Session, SessionId,
-    SessionStatus, UserId,
+    Agent, AgentId, ApiKey, Attachment, Author, Event, EventKind, Message, MessageId, Scopes,
+    Session, SessionId, SessionStatus, UserId,
 };
 use crate::timeout::{ConfigSources, EffectiveConfig, PartialTimeoutConfig, TimeoutConfig};
 
@@ -450,6 +452,53 @@ impl TryFrom<SessionTokenRow> for TokenGrant {
             session_id: column("session_tokens", id, "session_id", id.parse())?,
             user_id: column("session_tokens", id, "user_id", row.user_id.parse())?,
             agent_id: column("session_tokens", id, "agent_id", row.agent_id.parse())?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// session_events
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = session_events)]
+pub struct EventRow {
+    pub session_id: String,
+    pub seq: i64,
+    pub agent_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = DieselError;
+
+    fn try_from(row: EventRow) -> QueryResult<Self> {
+        let id = &row.session_id;
+        Ok(Self {
+            session_id: column("session_events", id, "session_id", id.parse())?,
+            seq: row.seq,
+            agent_id: column("session_events", id, "agent_id", row.agent_id.parse())?,
+            kind: column(
+                "session_events",
+                id,
+                "payload",
+                serde_json::from_str::<EventKind>(&row.payload),
+            )?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl Event {
+    pub fn to_row(&self) -> QueryResult<EventRow> {
+        Ok(EventRow {
+            session_id: self.session_id.to_string(),
+            seq: self.seq,
+            agent_id: self.agent_id.to_string(),
+            event_type: self.kind.type_name().to_owned(),
+            payload: json_text(&self.kind)?,
+            created_at: self.created_at,
         })
     }
 }

@@ -90,5 +90,17 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     idempotency_outcomes,
     api_keys,
-    session_tokens
+    session_tokens,
+    session_events
 );
+
+diesel::table! {
+    session_events (session_id, seq) {
+        session_id -> Text,
+        seq -> BigInt,
+        agent_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -3,12 +3,14 @@
 
 pub mod agent;
 pub mod credential;
+pub mod event;
 pub mod ids;
 pub mod message;
 pub mod session;
 
 pub use agent::Agent;
 pub use credential::{ApiKey, Caller, Forbidden, Scope, Scopes};
+pub use event::{EndReason, Event, EventKind, ExpiryReason};
 pub use ids::{AgentId, AuthorId, InvalidId, KeyId, MessageId, SessionId, UserId};
 pub use message::{Attachment, Author, Message};
 pub use session::{Session, SessionFilter, SessionStatus, StatusFilter};

@@ -1,7 +1,7 @@
 use crate::db::repo::{agents as repo, sessions as session_repo};
 use crate::db::write_transaction;
-use crate::domain::{Agent, AgentId};
-use crate::service::{transact, ServiceError, ServiceResult};
+use crate::domain::{Agent, AgentId, EndReason, EventKind};
+use crate::service::{events, transact, ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::timeout::PartialTimeoutConfig;
 
@@ -66,14 +66,26 @@ pub async fn list(state: &AppState, limit: i64, offset: i64) -> ServiceResult<Ag
 /// many sessions were ended.
 pub async fn delete(state: &AppState, id: AgentId) -> ServiceResult<usize> {
     let now = state.now();
-    state
+    let ended = state
         .db(move |conn| {
             write_transaction(conn, |conn| {
                 if !repo::delete(conn, id)? {
                     return Err(ServiceError::AgentNotFound(id));
                 }
-                Ok(session_repo::end_for_agent(conn, id, now)?)
+                let ended = session_repo::end_for_agent(conn, id, now)?;
+                for &session in &ended {
+                    let kind = EventKind::SessionEnded {
+                        reason: EndReason::AgentDeleted,
+                        ended_at: now,
+                    };
+                    events::record(conn, session, id, kind, now)?;
+                }
+                Ok(ended)
             })
         })
-        .await
+        .await?;
+    for &session in &ended {
+        state.events.publish(session);
+    }
+    Ok(ended.len())
 }

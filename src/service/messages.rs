@@ -3,10 +3,12 @@ use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::messages::{self as repo, Direction};
-use crate::domain::{Attachment, Author, AuthorId, Caller, Message, MessageId, Session, SessionId};
+use crate::domain::{
+    Attachment, Author, AuthorId, Caller, EventKind, Message, MessageId, Session, SessionId,
+};
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
 use crate::service::sessions::{load_live, mutate, touch};
-use crate::service::{transact, ServiceError, ServiceResult};
+use crate::service::{events, transact, ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// Validated input for a new message.
@@ -61,7 +63,7 @@ pub async fn send(
 ) -> ServiceResult<Outcome<Sent>> {
     let now = state.now();
     let caller = caller.clone();
-    state
+    let outcome = state
         .db(move |conn| {
             transact(conn, |conn| {
                 idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
@@ -95,6 +97,14 @@ pub async fn send(
                             Ok(message)
                         },
                     )?;
+                    let (id, agent) = (session.id, session.agent_id);
+                    let created = EventKind::MessageCreated {
+                        message: message.clone(),
+                    };
+                    events::record(conn, id, agent, created, now)?;
+                    if was_renewed {
+                        events::record(conn, id, agent, EventKind::renewed(&session), now)?;
+                    }
                     Ok(Sent {
                         message,
                         session,
@@ -104,7 +114,11 @@ pub async fn send(
                 })
             })
         })
-        .await
+        .await?;
+    if !outcome.replayed {
+        state.events.publish(session_id);
+    }
+    Ok(outcome)
 }
 
 /// Exclusive millisecond bounds and a page size.

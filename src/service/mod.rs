@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod keys;

@@ -4,13 +4,14 @@ use serde_json::Value;
 use crate::clock::Millis;
 use crate::db::repo::agents as agent_repo;
 use crate::db::repo::sessions as repo;
-use crate::db::{write_transaction, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::{
-    AgentId, Caller, Session, SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+    AgentId, Caller, EndReason, EventKind, Session, SessionFilter, SessionId, SessionStatus,
+    StatusFilter, UserId,
 };
 use crate::secret::Secret;
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
-use crate::service::{tokens, transact, ServiceError, ServiceResult};
+use crate::service::{events, tokens, transact, ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::timeout::policy::{self, RenewalError};
 use crate::timeout::{ConfigSource, PartialTimeoutConfig};
@@ -74,6 +75,10 @@ pub async fn create(
                         version: 0,
                     };
                     repo::insert(conn, &session)?;
+                    let created = EventKind::SessionCreated {
+                        session: session.clone(),
+                    };
+                    events::record(conn, session.id, session.agent_id, created, now)?;
                     Ok(Snapshot { session, now })
                 })?;
                 let token = if outcome.replayed {
@@ -160,22 +165,43 @@ pub(crate) fn mutate<T>(
     Ok((session, extra))
 }
 
+/// What a change reports in the session's event log, built from the session it left.
+type EventOf = fn(&Session) -> EventKind;
+
+/// A change to one session and the event it records (if any), in one transaction.
 async fn mutate_snapshot(
     state: &AppState,
     caller: &Caller,
     id: SessionId,
-    change: impl Fn(&mut Session, Millis) -> ServiceResult<()> + Send + 'static,
+    change: impl Fn(&mut Session, Millis) -> ServiceResult<Option<EventOf>> + Send + 'static,
 ) -> ServiceResult<Snapshot> {
     let now = state.now();
     let caller = caller.clone();
-    state
+    let snapshot = state
         .db(move |conn| {
-            let (session, ()) = transact(conn, |conn| {
-                mutate(conn, &caller, id, now, |s| change(s, now), |_, _| Ok(()))
+            let session = transact(conn, |conn| {
+                let mut event = None;
+                let (session, ()) = mutate(
+                    conn,
+                    &caller,
+                    id,
+                    now,
+                    |s| {
+                        event = change(s, now)?;
+                        Ok(())
+                    },
+                    |_, _| Ok(()),
+                )?;
+                if let Some(event_of) = event {
+                    events::record(conn, id, session.agent_id, event_of(&session), now)?;
+                }
+                Ok(session)
             })?;
             Ok(Snapshot { session, now })
         })
-        .await
+        .await?;
+    state.events.publish(id);
+    Ok(snapshot)
 }
 
 /// An explicit renew: always tries; fails when the max-duration cap leaves nothing to extend.
@@ -187,7 +213,7 @@ pub async fn renew(state: &AppState, caller: &Caller, id: SessionId) -> ServiceR
                 s.expires_at = expires_at;
                 s.last_activity = now;
                 s.renewal_count += 1;
-                Ok(())
+                Ok(Some(EventKind::renewed as EventOf))
             }
             Err(RenewalError::MaxDurationReached { cap }) => Err(ServiceError::RenewalFailed {
                 session_id: s.id,
@@ -219,8 +245,7 @@ pub async fn heartbeat(
     id: SessionId,
 ) -> ServiceResult<Snapshot> {
     mutate_snapshot(state, caller, id, |s, now| {
-        touch(s, now);
-        Ok(())
+        Ok(touch(s, now).then_some(EventKind::renewed as EventOf))
     })
     .await
 }
@@ -245,7 +270,10 @@ pub async fn update_timeout(
         s.config = config;
         s.expires_at = expires_at;
         s.last_activity = now;
-        Ok(())
+        Ok(Some(|s: &Session| EventKind::TimeoutUpdated {
+            config: s.config,
+            expires_at: s.expires_at,
+        }))
     })
     .await
 }
@@ -257,11 +285,19 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
     let caller = caller.clone();
     state
         .db(move |conn| {
-            write_transaction(conn, |conn| {
+            transact(conn, |conn| {
+                repo::lock(conn, id)?;
                 let session = load_for(conn, &caller, id)?;
+                let agent_id = session.agent_id;
                 if let Caller::SessionToken { .. } = caller {
                     live(session, now)?;
                 }
+                // The log outlives the session: a reader learns why it is gone.
+                let ended = EventKind::SessionEnded {
+                    reason: EndReason::Deleted,
+                    ended_at: now,
+                };
+                events::record(conn, id, agent_id, ended, now)?;
                 if repo::delete(conn, id)? {
                     Ok(())
                 } else {
@@ -269,7 +305,9 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
                 }
             })
         })
-        .await
+        .await?;
+    state.events.publish(id);
+    Ok(())
 }
 
 /// A new token for the session's user; the earlier ones stop working at once.

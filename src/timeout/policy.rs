@@ -273,6 +273,20 @@ pub fn is_near_expiration(config: &TimeoutConfig, expires_at: Millis, now: Milli
     remaining > 0 && remaining <= config.warning_threshold_minutes * MINUTE_MS
 }
 
+/// Why a session whose `expires_at` passed expired: the hard cap when `expires_at` sits at
+/// `created_at + maxDuration`, otherwise inactivity.
+pub fn expiry_reason(
+    created_at: Millis,
+    max_duration_minutes: i64,
+    expires_at: Millis,
+) -> crate::domain::ExpiryReason {
+    if expires_at >= created_at.saturating_add(max_duration_minutes.saturating_mul(MINUTE_MS)) {
+        crate::domain::ExpiryReason::MaxDuration
+    } else {
+        crate::domain::ExpiryReason::Idle
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ mod agents;
 mod authorization;
 mod cors;
 mod docs;
+mod events;
 mod health;
 mod idempotency;
 mod keys;

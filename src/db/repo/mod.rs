@@ -4,5 +4,6 @@ pub mod agents;
 pub mod api_keys;
 pub mod idempotency;
 pub mod messages;
+pub mod session_events;
 pub mod session_tokens;
 pub mod sessions;

@@ -115,10 +115,21 @@ pub fn count_expiring_soon(conn: &mut DbConnection, now: i64) -> QueryResult<i64
         .get_result(conn)
 }
 
+/// A session the reaper just marked expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub id: SessionId,
+    pub agent_id: AgentId,
+    pub created_at: i64,
+    pub max_duration_minutes: i64,
+    pub expires_at: i64,
+}
+
 /// Marks up to `batch` active sessions whose `expires_at` has passed as expired and returns
-/// their ids. The status condition is re-checked by the UPDATE itself, so concurrent reapers
-/// on one PostgreSQL never expire the same session twice.
-pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<Vec<SessionId>> {
+/// them. The status condition is re-checked by the UPDATE itself, so concurrent reapers on one
+/// PostgreSQL never expire the same session twice, and the UPDATE holds the rows' locks for the
+/// rest of the transaction (their events are appended under them).
+pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<Vec<Expired>> {
     let due = s::sessions
         .filter(s::status.eq(ACTIVE).and(s::expires_at.le(now)))
         .order(s::expires_at.asc())
@@ -138,18 +149,35 @@ pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<
         s::closed_at.eq(s::expires_at.nullable()),
         s::version.eq(s::version + 1),
     ))
-    .returning(s::id)
-    .get_results::<String>(conn)?
+    .returning((
+        s::id,
+        s::agent_id,
+        s::created_at,
+        s::max_duration_minutes,
+        s::expires_at,
+    ))
+    .get_results::<(String, String, i64, i64, i64)>(conn)?
     .into_iter()
     // The rows are expired whatever their ids say; one that does not parse is only left out
     // of the report, so it cannot stall the reaper.
-    .filter_map(|id| match id.parse() {
-        Ok(id) => Some(id),
-        Err(_) => {
-            tracing::error!(id, "expired a session whose stored id is not a UUID");
-            None
-        }
-    })
+    .filter_map(
+        |(id, agent, created_at, max_duration_minutes, expires_at)| match (
+            id.parse(),
+            agent.parse(),
+        ) {
+            (Ok(id), Ok(agent_id)) => Some(Expired {
+                id,
+                agent_id,
+                created_at,
+                max_duration_minutes,
+                expires_at,
+            }),
+            _ => {
+                tracing::error!(id, "expired a session whose stored ids are not UUIDs");
+                None
+            }
+        },
+    )
     .collect())
 }
 
@@ -167,9 +195,14 @@ pub fn purge_closed(conn: &mut DbConnection, closed_before: i64, batch: i64) -> 
     diesel::delete(s::sessions.filter(s::id.eq_any(&ids))).execute(conn)
 }
 
-/// Ends every live session of an agent (the agent was deleted). Sessions already past their
-/// expiry are left for the reaper, which records them as expired at `expires_at`.
-pub fn end_for_agent(conn: &mut DbConnection, agent_id: AgentId, now: i64) -> QueryResult<usize> {
+/// Ends every live session of an agent (the agent was deleted) and returns their ids. Sessions
+/// already past their expiry are left for the reaper, which records them as expired at
+/// `expires_at`.
+pub fn end_for_agent(
+    conn: &mut DbConnection,
+    agent_id: AgentId,
+    now: i64,
+) -> QueryResult<Vec<SessionId>> {
     let live = s::agent_id
         .eq(agent_id.to_string())
         .and(s::status.eq(ACTIVE))
@@ -180,5 +213,13 @@ pub fn end_for_agent(conn: &mut DbConnection, agent_id: AgentId, now: i64) -> Qu
             s::closed_at.eq(now),
             s::version.eq(s::version + 1),
         ))
-        .execute(conn)
+        .returning(s::id)
+        .get_results::<String>(conn)?
+        .into_iter()
+        .map(|id| {
+            id.parse().map_err(|e| {
+                diesel::result::Error::DeserializationError(format!("session id {id}: {e}").into())
+            })
+        })
+        .collect()
 }

@@ -1,0 +1,151 @@
+//! `GET /api/messaging/sessions/{sessionId}/watch`: long-poll a session's event log.
+
+use std::time::Duration;
+
+use actix_web::{get, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::auth::{Auth, AuthCheck};
+use crate::api::error::{ApiError, AuthErrors, ErrorBody, ServerErrors};
+use crate::api::extract;
+use crate::api::messages::MessageResponse;
+use crate::api::sessions::SessionResponse;
+use crate::clock::to_rfc3339;
+use crate::domain::{AgentId, Event, EventKind, Scope, SessionId};
+use crate::service::events as service;
+use crate::service::sessions::Snapshot;
+use crate::state::AppState;
+
+/// One event of a session's log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResponse {
+    /// Counts up from 1 within the session, without gaps; pass the last one seen as `cursor`.
+    pub cursor: i64,
+    /// `session.created`, `session.renewed`, `session.timeout_updated`, `session.expired`,
+    /// `session.ended` or `message.created`.
+    #[serde(rename = "type")]
+    #[schema(example = "message.created")]
+    pub event_type: &'static str,
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    pub session_id: SessionId,
+    pub agent_id: AgentId,
+    /// By type: the session (`session.created`), the message as the messages route shows it
+    /// (`message.created`), `{expiresAt, renewalCount, lastActivity}` (`session.renewed`),
+    /// `{timeoutConfig, expiresAt}` (`session.timeout_updated`), `{reason: idle|max_duration,
+    /// expiredAt}` (`session.expired`), `{reason: deleted|agent_deleted, endedAt}`
+    /// (`session.ended`).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+impl From<&Event> for EventResponse {
+    fn from(e: &Event) -> Self {
+        let data = match &e.kind {
+            EventKind::SessionCreated { session } => json!(SessionResponse::new(
+                &Snapshot {
+                    session: session.clone(),
+                    now: e.created_at,
+                },
+                false
+            )),
+            EventKind::SessionRenewed {
+                expires_at,
+                renewal_count,
+                last_activity,
+            } => json!({
+                "expiresAt": to_rfc3339(*expires_at),
+                "renewalCount": renewal_count,
+                "lastActivity": to_rfc3339(*last_activity),
+            }),
+            EventKind::TimeoutUpdated { config, expires_at } => json!({
+                "timeoutConfig": config.config,
+                "expiresAt": to_rfc3339(*expires_at),
+            }),
+            EventKind::SessionExpired { reason, expired_at } => json!({
+                "reason": reason,
+                "expiredAt": to_rfc3339(*expired_at),
+            }),
+            EventKind::SessionEnded { reason, ended_at } => json!({
+                "reason": reason,
+                "endedAt": to_rfc3339(*ended_at),
+            }),
+            EventKind::MessageCreated { message } => json!(MessageResponse::from(message)),
+        };
+        Self {
+            cursor: e.seq,
+            event_type: e.kind.type_name(),
+            timestamp: to_rfc3339(e.created_at),
+            session_id: e.session_id,
+            agent_id: e.agent_id,
+            data,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WatchResponse {
+    /// Oldest first.
+    pub events: Vec<EventResponse>,
+    /// Pass as `cursor` next: the last event's, or the one given when none came.
+    pub cursor: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WatchParams {
+    /// The last cursor seen; events after it are answered. Default 0 (from the start).
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub cursor: Option<String>,
+    /// How long to wait for an event, in milliseconds: 0–60000, default 25000.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 60000)]
+    pub timeout: Option<String>,
+    /// At most this many events: 1–500, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// A session token or API key, for clients that cannot send headers (browsers'
+    /// `EventSource`). Never logged.
+    #[allow(dead_code)] // read by the authentication middleware
+    pub access_token: Option<String>,
+}
+
+/// Long-poll the session's event log: answers at once when events after `cursor` exist (or
+/// the session is over, so none will come), else waits until one is recorded or `timeout`
+/// passes (then `events` is empty and `cursor` unchanged).
+///
+/// A session's log outlives it until the retention window passes, so a reader learns why it
+/// ended (`session.ended`). Waiting holds no database connection.
+///
+/// **Auth:** Needs `sessions:read`, or this session's token (also as `?access_token=`).
+#[utoipa::path(
+    operation_id = "watchSession", tag = "events",
+    params(("sessionId" = SessionId, Path, description = "Session id"), WatchParams),
+    responses(
+        (status = 200, description = "Events after the cursor (possibly none, at the timeout)", body = WatchResponse),
+        (status = 400, description = "Malformed id or parameter (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown, or gone with its log (SESSION_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
+        ServerErrors,
+    )
+)]
+#[get("/api/messaging/sessions/{sessionId}/watch")]
+pub async fn watch(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: SessionId,
+    params: web::Query<WatchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
+    let cursor = extract::int_param("cursor", params.cursor.as_deref(), 0, (0, i64::MAX))?;
+    let wait = extract::int_param("timeout", params.timeout.as_deref(), 25_000, (0, 60_000))?;
+    let limit = extract::int_param("limit", params.limit.as_deref(), 100, (1, 500))?;
+    let wait = Duration::from_millis(wait.unsigned_abs());
+    let page = service::watch(&state, &caller, id, cursor, limit, wait).await?;
+    Ok(HttpResponse::Ok().json(WatchResponse {
+        events: page.events.iter().map(EventResponse::from).collect(),
+        cursor: page.cursor,
+    }))
+}

@@ -1,0 +1,108 @@
+//! The session event log: every change is recorded in the transaction that makes it, so a
+//! reader never sees what did not commit and never misses what did. Readers long-poll it with
+//! [`watch`]; a waiting reader holds no database connection.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::clock::Millis;
+use crate::db::repo::{session_events as repo, sessions};
+use crate::db::DbConnection;
+use crate::domain::{AgentId, Caller, Event, EventKind, Forbidden, SessionId};
+use crate::service::{ServiceError, ServiceResult};
+use crate::state::AppState;
+
+/// Inside the transaction that makes the change, holding the session's row lock (every
+/// session write takes it first): appends the event with the session's next sequence number.
+pub fn record(
+    conn: &mut DbConnection,
+    session_id: SessionId,
+    agent_id: AgentId,
+    kind: EventKind,
+    now: Millis,
+) -> ServiceResult<()> {
+    Ok(repo::append(conn, session_id, agent_id, kind, now)?)
+}
+
+/// A page of a session's log.
+#[derive(Debug, Clone)]
+pub struct WatchPage {
+    /// Oldest first.
+    pub events: Vec<Event>,
+    /// The cursor to pass next: the last event's, or the one given when there was none.
+    pub cursor: i64,
+}
+
+/// Events of the session after `cursor`: at once when there are some (or the session is
+/// over, so none will come), else as soon as one is recorded, else none after `wait`.
+pub async fn watch(
+    state: &AppState,
+    caller: &Caller,
+    id: SessionId,
+    cursor: i64,
+    limit: i64,
+    wait: Duration,
+) -> ServiceResult<WatchPage> {
+    // Subscribed before the first read: a change committed between a read and the wait
+    // still wakes us.
+    let mut notices = state.events.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let (caller, now) = (caller.clone(), state.now());
+        let (events, over) = state
+            .db(move |conn| read(conn, &caller, id, cursor, limit, now))
+            .await?;
+        if !events.is_empty() || over {
+            let cursor = events.last().map_or(cursor, |e| e.seq);
+            return Ok(WatchPage { events, cursor });
+        }
+        loop {
+            tokio::select! {
+                notice = notices.recv() => match notice {
+                    Ok(session) if session == id => break,
+                    Ok(_) => continue,
+                    // Missed notices: read again rather than guess.
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return Ok(WatchPage { events, cursor }),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Ok(WatchPage { events, cursor });
+                }
+            }
+        }
+    }
+}
+
+/// The events after `cursor`, and whether the session is over (expired, ended or gone). The
+/// log of a deleted or purged session stays readable (for its `session.ended`) until the
+/// reaper drops it, to the callers that could read the session.
+fn read(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    id: SessionId,
+    cursor: i64,
+    limit: i64,
+    now: Millis,
+) -> ServiceResult<(Vec<Event>, bool)> {
+    let over = match sessions::find(conn, id)? {
+        Some(session) => {
+            caller.may_touch(&session)?;
+            session.expired_at(now).is_some()
+        }
+        None => {
+            let agent = repo::agent_of(conn, id)?.ok_or(ServiceError::SessionNotFound(id))?;
+            match caller {
+                Caller::SessionToken { session_id, .. } if *session_id != id => {
+                    return Err(Forbidden(format!(
+                        "This session token opens another session, not {id}"
+                    ))
+                    .into())
+                }
+                _ => caller.may_act_for_agent(agent)?,
+            }
+            true
+        }
+    };
+    Ok((repo::after(conn, id, cursor, limit)?, over))
+}
