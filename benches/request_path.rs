@@ -136,6 +136,7 @@ fn request_path(c: &mut Criterion) {
             NO_LIMITS,
             clock.clone(),
         )),
+        events: Arc::new(agent_sessions::events::EventBus::default()),
         clock,
         settings: Arc::new(open.settings.clone()),
         started_at: 0,
