@@ -127,6 +127,7 @@ fn request_path(c: &mut Criterion) {
     );
     let (base, pool, id) = (&open.base, open.pool.clone(), open.session);
     let clock: Arc<dyn agent_sessions::clock::Clock> = Arc::new(SystemClock);
+    let stopping = tokio::sync::watch::Sender::new(false);
     let state = AppState {
         pool: pool.clone(),
         auth: Arc::new(
@@ -137,6 +138,7 @@ fn request_path(c: &mut Criterion) {
             clock.clone(),
         )),
         events: Arc::new(agent_sessions::events::EventBus::default()),
+        stopping: stopping.subscribe(),
         clock,
         settings: Arc::new(open.settings.clone()),
         started_at: 0,

@@ -56,6 +56,9 @@ pub struct Application {
     reaper_interval: Duration,
     auth: Arc<Authenticator>,
     limits: Arc<RateLimits>,
+    /// Turns true when the service starts to stop: long-polls answer at once, background
+    /// tasks finish.
+    stopping: watch::Sender<bool>,
 }
 
 impl Application {
@@ -88,6 +91,7 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let events = Arc::new(EventBus::default());
+        let (stopping, stop_rx) = watch::channel(false);
         let reaper = Reaper::new(
             pool.clone(),
             clock.clone(),
@@ -105,6 +109,7 @@ impl Application {
             auth: auth.clone(),
             limits: limits.clone(),
             events,
+            stopping: stop_rx,
         };
         let server = serve(listener, state, workers).map_err(|source| StartupError::Bind {
             addr: format!("port {port}"),
@@ -118,6 +123,7 @@ impl Application {
             reaper_interval,
             auth,
             limits,
+            stopping,
         })
     }
 
@@ -137,18 +143,41 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM (or a handle's stop): in-flight requests drain, then the
-    /// reaper stops.
+    /// Serves until SIGINT/SIGTERM (or a handle's stop). On a signal, waiting long-polls
+    /// answer at once and in-flight requests drain; then the background tasks stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_rx = self.stopping.subscribe();
         let reaper = tokio::spawn(self.reaper.run(self.reaper_interval, stop_rx.clone()));
         let refresher = tokio::spawn(self.auth.run_refresher(stop_rx.clone()));
         let evictor = tokio::spawn(evict_idle_limits(self.limits, stop_rx));
+        let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.stopping.clone()));
         let result = self.server.await;
-        let _ = stop_tx.send(true);
+        let _ = self.stopping.send(true);
+        signals.abort();
         let _ = tokio::join!(reaper, refresher, evictor);
         result
     }
+}
+
+/// SIGTERM or SIGINT: first tell long-polls to answer (they would hold the drain for the
+/// whole shutdown timeout), then stop the server gracefully. Replaces actix's own handling,
+/// which only starts the drain.
+async fn stop_on_signal(server: ServerHandle, stopping: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: answering long-polls, draining requests");
+    let _ = stopping.send(true);
+    server.stop(true).await;
 }
 
 /// Drops idle rate-limit entries now and then, so memory follows the active keys.
@@ -240,7 +269,8 @@ fn serve(
             )
             .default_service(web::to(routes::fallback))
     })
-    .shutdown_timeout(10);
+    .shutdown_timeout(10)
+    .disable_signals();
     if let Some(n) = workers {
         server = server.workers(n);
     }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub limits: Arc<RateLimits>,
     pub events: Arc<EventBus>,
+    /// True once the service is stopping.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

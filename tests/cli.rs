@@ -142,6 +142,46 @@ fn answers_http(port: u16) -> bool {
         && answer.starts_with(b"HTTP/1.1")
 }
 
+/// Sends requests to a running server (from any thread).
+struct Probe {
+    port: u16,
+}
+
+impl Probe {
+    /// One HTTP/1.1 request; the status and the body.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
 /// A server process on a free port, stopped (SIGTERM) when dropped.
 struct Server {
     child: std::process::Child,
@@ -157,6 +197,12 @@ fn free_port() -> u16 {
 }
 
 impl Server {
+    /// A handle on an already running server, to send requests from another thread; it is
+    /// not stopped when dropped.
+    fn probe(port: u16) -> Probe {
+        Probe { port }
+    }
+
     /// Starts `serve` with the environment `env` and waits until it accepts connections.
     fn start(db: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let port = free_port();
@@ -189,29 +235,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if !body.is_empty() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        stream.write_all(req.as_bytes()).unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let status = answer[9..12].parse().unwrap();
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        Self::probe(self.port).request(method, path, headers, body)
     }
 
     /// Stops the server (SIGTERM) and returns everything it printed.
@@ -480,4 +504,42 @@ fn keys_and_tokens_never_reach_the_logs() {
             "a token leaked into the {format} log"
         );
     }
+}
+
+#[test]
+fn sigterm_answers_a_waiting_long_poll_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("w.db"), &[]);
+    let agent = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+    assert_eq!(
+        server
+            .request("PUT", &format!("/api/agents/{agent}"), &[], "{}")
+            .0,
+        201
+    );
+    let body =
+        format!(r#"{{"agentId":"{agent}","userId":"8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f"}}"#);
+    let (_, created) = server.request("POST", "/api/messaging/sessions", &[], &body);
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let watch = format!(
+        "/api/messaging/sessions/{}/watch?cursor=1&timeout=60000",
+        created["sessionId"].as_str().unwrap()
+    );
+    let port = server.port;
+    let waiting = std::thread::spawn(move || {
+        let probe = Server::probe(port);
+        probe.request("GET", &watch, &[], "")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let log = server.stop();
+    let (status, answer) = waiting.join().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the long-poll held the shutdown: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""events":[]"#), "{answer}");
+    assert!(log.contains("reaper stopped"), "{log}");
 }

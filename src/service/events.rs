@@ -47,6 +47,7 @@ pub async fn watch(
     // Subscribed before the first read: a change committed between a read and the wait
     // still wakes us.
     let mut notices = state.events.subscribe();
+    let mut stopping = state.stopping.clone();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let (caller, now) = (caller.clone(), state.now());
@@ -67,6 +68,10 @@ pub async fn watch(
                     Err(RecvError::Closed) => return Ok(WatchPage { events, cursor }),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
+                    return Ok(WatchPage { events, cursor });
+                }
+                // Shutting down: answer now rather than hold the drain.
+                _ = stopping.wait_for(|stop| *stop) => {
                     return Ok(WatchPage { events, cursor });
                 }
             }
