@@ -50,7 +50,8 @@ pub struct ReapReport {
     /// Ids this pass marked expired.
     pub expired: Vec<SessionId>,
     pub purged: usize,
-    /// Events of sessions gone (deleted or purged) for longer than the retention window.
+    /// Logs of sessions deleted longer than the retention window ago (a purged session's log
+    /// goes with it).
     pub events_purged: usize,
     /// Idempotency records older than 24 h that were dropped.
     pub idempotency_keys_purged: usize,
@@ -107,7 +108,7 @@ impl Reaper {
             repo::purge_closed(c, closed_before, self.batch_size)
         })?;
         report.events_purged = drain(&mut conn, |c| {
-            session_events::purge_orphans(c, closed_before, self.batch_size)
+            session_events::purge_deleted(c, closed_before, self.batch_size)
         })?;
         report.idempotency_keys_purged = drain(&mut conn, |c| {
             idempotency::purge(c, now.saturating_sub(TTL_MS), self.batch_size)

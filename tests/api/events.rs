@@ -415,7 +415,7 @@ async fn a_refused_call_records_nothing(kind: Kind) {
     let other_agent_key = app
         .create_key(
             &["sessions:write"],
-            Some(&other["agentId"].as_str().unwrap()),
+            Some(other["agentId"].as_str().unwrap()),
         )
         .await;
     let read_only_key = app.create_key(&["sessions:read"], None).await;
@@ -587,11 +587,17 @@ async fn a_waiting_watch_ignores_other_sessions(kind: Kind) {
     let id = app.session().await;
     let other = app.session().await;
 
+    let started = Instant::now();
     let (body, _) = tokio::join!(watch_ok(&app, &id, "cursor=1&timeout=300"), async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         app.message(&other, "not for you").await
     });
+    let took = started.elapsed();
     assert_eq!(body, json!({"events": [], "cursor": 1}));
+    assert!(
+        took >= Duration::from_millis(300),
+        "kept waiting until the timeout, took {took:?}"
+    );
 }
 
 async fn a_waiting_watch_is_woken_by_the_reaper(kind: Kind) {

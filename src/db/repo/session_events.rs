@@ -56,16 +56,17 @@ pub fn after(
         .collect()
 }
 
-/// Deletes the events of up to `batch` sessions that no longer exist, once their last event
-/// is older than `before` (the retention window after a delete or a purge).
-pub fn purge_orphans(conn: &mut DbConnection, before: i64, batch: i64) -> QueryResult<usize> {
+/// Deletes the logs of up to `batch` deleted sessions whose `session.ended` is at or before
+/// `before` (the retention window counts from the delete). Logs of purged sessions go with
+/// them ([`delete_for`]).
+pub fn purge_deleted(conn: &mut DbConnection, before: i64, batch: i64) -> QueryResult<usize> {
     let gone: Vec<String> = e::session_events
+        .filter(e::event_type.eq(ENDED))
         .filter(e::created_at.le(before))
         .filter(diesel::dsl::not(diesel::dsl::exists(
             s::sessions.filter(s::id.eq(e::session_id)),
         )))
         .select(e::session_id)
-        .distinct()
         .limit(batch)
         .load(conn)?;
     if gone.is_empty() {
@@ -73,6 +74,14 @@ pub fn purge_orphans(conn: &mut DbConnection, before: i64, batch: i64) -> QueryR
     }
     diesel::delete(e::session_events.filter(e::session_id.eq_any(&gone))).execute(conn)
 }
+
+/// Deletes the logs of these sessions (purged with them).
+pub fn delete_for(conn: &mut DbConnection, sessions: &[String]) -> QueryResult<usize> {
+    diesel::delete(e::session_events.filter(e::session_id.eq_any(sessions))).execute(conn)
+}
+
+/// The stored type of `session.ended`.
+const ENDED: &str = "session.ended";
 
 /// The agent of a session's log, if the log holds anything (the session itself may be gone).
 pub fn agent_of(conn: &mut DbConnection, session: SessionId) -> QueryResult<Option<AgentId>> {

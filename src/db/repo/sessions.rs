@@ -3,6 +3,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
 use crate::db::models::{SessionRow, ACTIVE, ENDED, EXPIRED};
+use crate::db::repo::session_events;
 use crate::db::schema::sessions::dsl as s;
 use crate::db::{DbConnection, MultiBackend};
 use crate::domain::{AgentId, Session, SessionFilter, SessionId, StatusFilter};
@@ -192,6 +193,8 @@ pub fn purge_closed(conn: &mut DbConnection, closed_before: i64, batch: i64) -> 
     if ids.is_empty() {
         return Ok(0);
     }
+    // Their event logs go with them (no foreign key: a deleted session's log outlives it).
+    session_events::delete_for(conn, &ids)?;
     diesel::delete(s::sessions.filter(s::id.eq_any(&ids))).execute(conn)
 }
 
