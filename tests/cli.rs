@@ -507,7 +507,7 @@ fn keys_and_tokens_never_reach_the_logs() {
 }
 
 #[test]
-fn sigterm_answers_a_waiting_long_poll_at_once() {
+fn sigterm_answers_waiting_long_polls_and_ends_streams_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("w.db"), &[]);
     let agent = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
@@ -521,25 +521,33 @@ fn sigterm_answers_a_waiting_long_poll_at_once() {
         format!(r#"{{"agentId":"{agent}","userId":"8b1a3c1e-5f5e-4a57-9b0a-2f7e1c2d3e4f"}}"#);
     let (_, created) = server.request("POST", "/api/messaging/sessions", &[], &body);
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
-    let watch = format!(
-        "/api/messaging/sessions/{}/watch?cursor=1&timeout=60000",
+    let session = format!(
+        "/api/messaging/sessions/{}",
         created["sessionId"].as_str().unwrap()
     );
     let port = server.port;
-    let waiting = std::thread::spawn(move || {
-        let probe = Server::probe(port);
-        probe.request("GET", &watch, &[], "")
-    });
+    let waiting: Vec<_> = [
+        format!("{session}/watch?cursor=1&timeout=60000"),
+        format!("{session}/events?cursor=1"),
+    ]
+    .into_iter()
+    .map(|path| std::thread::spawn(move || Server::probe(port).request("GET", &path, &[], "")))
+    .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let started = std::time::Instant::now();
     let log = server.stop();
-    let (status, answer) = waiting.join().unwrap();
+    let answers: Vec<(u16, String)> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
-        "the long-poll held the shutdown: {:?}",
+        "a long-poll or a stream held the shutdown: {:?}",
         started.elapsed()
     );
-    assert_eq!(status, 200, "{answer}");
-    assert!(answer.contains(r#""events":[]"#), "{answer}");
+    assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+    assert!(answers[0].1.contains(r#""events":[]"#), "{}", answers[0].1);
+    assert_eq!(
+        answers[1].0, 200,
+        "the stream ended cleanly: {}",
+        answers[1].1
+    );
     assert!(log.contains("reaper stopped"), "{log}");
 }

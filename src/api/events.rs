@@ -1,4 +1,5 @@
-//! `GET /api/messaging/sessions/{sessionId}/watch`: long-poll a session's event log.
+//! A session's event log, read live: `GET .../watch` (long-poll) and `GET .../events`
+//! (Server-Sent Events). Both take the same cursors.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::api::messages::MessageResponse;
 use crate::api::sessions::SessionResponse;
 use crate::clock::to_rfc3339;
 use crate::domain::{AgentId, Event, EventKind, Scope, SessionId};
-use crate::service::events as service;
+use crate::service::events::{self as service, Until};
 use crate::service::sessions::Snapshot;
 use crate::state::AppState;
 
@@ -143,9 +144,180 @@ pub async fn watch(
     let wait = extract::int_param("timeout", params.timeout.as_deref(), 25_000, (0, 60_000))?;
     let limit = extract::int_param("limit", params.limit.as_deref(), 100, (1, 500))?;
     let wait = Duration::from_millis(wait.unsigned_abs());
-    let page = service::watch(&state, &caller, id, cursor, limit, wait).await?;
+    let page = service::watch(
+        &state,
+        &caller,
+        id,
+        cursor,
+        limit,
+        wait,
+        Until::EventsOrOver,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(WatchResponse {
         events: page.events.iter().map(EventResponse::from).collect(),
         cursor: page.cursor,
     }))
+}
+
+/// Events per read of a stream.
+const STREAM_BATCH: i64 = 100;
+/// A comment line at least this often keeps proxies from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Start after this cursor (default 0: from the start); `Last-Event-ID` wins when sent.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub cursor: Option<String>,
+    /// A session token or API key, for browsers' `EventSource` (which cannot send headers).
+    /// Never logged.
+    #[allow(dead_code)] // read by the authentication middleware
+    pub access_token: Option<String>,
+}
+
+/// A stream's position: what it has read and not yet sent.
+struct Stream {
+    state: web::Data<AppState>,
+    caller: crate::domain::Caller,
+    id: SessionId,
+    cursor: i64,
+    pending: std::collections::VecDeque<Event>,
+    /// The session's last event was sent: the stream ends.
+    done: bool,
+}
+
+fn frame(event: &Event) -> web::Bytes {
+    let data = serde_json::to_string(&EventResponse::from(event)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "an event does not serialize");
+        "{}".to_owned()
+    });
+    web::Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        event.seq,
+        event.kind.type_name()
+    ))
+}
+
+fn is_last(event: &Event) -> bool {
+    matches!(
+        event.kind,
+        EventKind::SessionExpired { .. } | EventKind::SessionEnded { .. }
+    )
+}
+
+impl Stream {
+    /// The next chunk: a pending event, else whatever the log gets next, else a keep-alive.
+    /// `None` ends the stream: after the session's last event, when the service stops, or
+    /// when the log cannot be read any more (purged, or the database failing).
+    async fn next(mut self) -> Option<(Result<web::Bytes, std::convert::Infallible>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(event) = self.pending.pop_front() {
+                self.cursor = event.seq;
+                self.done = is_last(&event);
+                return Some((Ok(frame(&event)), self));
+            }
+            if *self.state.stopping.borrow() {
+                return None;
+            }
+            let page = service::watch(
+                &self.state,
+                &self.caller,
+                self.id,
+                self.cursor,
+                STREAM_BATCH,
+                KEEP_ALIVE,
+                Until::Events,
+            )
+            .await;
+            match page {
+                Ok(page) if page.events.is_empty() => {
+                    if *self.state.stopping.borrow() {
+                        return None;
+                    }
+                    return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), self));
+                }
+                Ok(page) => self.pending.extend(page.events),
+                Err(e) => {
+                    tracing::info!(error = %e, "an event stream ends");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The cursor to start after: `Last-Event-ID` (a reconnecting `EventSource` sends it), else
+/// `?cursor=`, else 0.
+fn start_cursor(req: &actix_web::HttpRequest, query: Option<&str>) -> Result<i64, ApiError> {
+    match req.headers().get("last-event-id") {
+        Some(value) => {
+            let text = value.to_str().unwrap_or("");
+            extract::int_param("Last-Event-ID", Some(text), 0, (0, i64::MAX))
+        }
+        None => extract::int_param("cursor", query, 0, (0, i64::MAX)),
+    }
+}
+
+/// Stream the session's events as Server-Sent Events: `id:` is the cursor, `event:` the type,
+/// `data:` the event as `watch` shows it. What was missed after `Last-Event-ID` (or `?cursor=`)
+/// comes first, then events as they are recorded; a `: keep-alive` comment comes at least
+/// every 15 s; the stream ends after `session.expired` or `session.ended`, and when the
+/// service stops.
+///
+/// **Auth:** Needs `sessions:read`, or this session's token (also as `?access_token=`).
+#[utoipa::path(
+    operation_id = "streamSessionEvents", tag = "events",
+    params(
+        ("sessionId" = SessionId, Path, description = "Session id"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, description = "Resume after this cursor (sent by a reconnecting EventSource)"),
+        StreamParams,
+    ),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed id or cursor (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown, or gone with its log (SESSION_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
+        ServerErrors,
+    )
+)]
+#[get("/api/messaging/sessions/{sessionId}/events")]
+pub async fn stream(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: SessionId,
+    req: actix_web::HttpRequest,
+    params: web::Query<StreamParams>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
+    let cursor = start_cursor(&req, params.cursor.as_deref())?;
+    // The first read answers access and existence as a status, before the stream starts.
+    let first = service::watch(
+        &state,
+        &caller,
+        id,
+        cursor,
+        STREAM_BATCH,
+        Duration::ZERO,
+        Until::Events,
+    )
+    .await?;
+    let stream = Stream {
+        state,
+        caller,
+        id,
+        cursor,
+        pending: first.events.into(),
+        done: false,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        // Tell buffering proxies (nginx) to pass events on at once.
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(futures_util::stream::unfold(stream, Stream::next)))
 }

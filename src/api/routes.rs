@@ -35,6 +35,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(messages::send)
         .service(messages::list)
         .service(events::watch)
+        .service(events::stream)
         .service(agents::put)
         .service(agents::get)
         .service(agents::list)

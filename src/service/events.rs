@@ -34,8 +34,19 @@ pub struct WatchPage {
     pub cursor: i64,
 }
 
-/// Events of the session after `cursor`: at once when there are some (or the session is
-/// over, so none will come), else as soon as one is recorded, else none after `wait`.
+/// When a wait for events ends early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Events came, or the session is over (a long-poll: none may ever come).
+    EventsOrOver,
+    /// Events came (a stream: it ends with the `session.expired`/`session.ended` event, which
+    /// the reaper may record a little after the session is over).
+    Events,
+}
+
+/// Events of the session after `cursor`: at once when there are some (or, with
+/// [`Until::EventsOrOver`], the session is over), else as soon as one is recorded, else none
+/// after `wait` or when the service starts stopping.
 pub async fn watch(
     state: &AppState,
     caller: &Caller,
@@ -43,6 +54,7 @@ pub async fn watch(
     cursor: i64,
     limit: i64,
     wait: Duration,
+    until: Until,
 ) -> ServiceResult<WatchPage> {
     // Subscribed before the first read: a change committed between a read and the wait
     // still wakes us.
@@ -54,7 +66,7 @@ pub async fn watch(
         let (events, over) = state
             .db(move |conn| read(conn, &caller, id, cursor, limit, now))
             .await?;
-        if !events.is_empty() || over {
+        if !events.is_empty() || (over && until == Until::EventsOrOver) {
             let cursor = events.last().map_or(cursor, |e| e.seq);
             return Ok(WatchPage { events, cursor });
         }

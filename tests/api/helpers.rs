@@ -429,13 +429,19 @@ impl Call {
         self
     }
 
-    /// Sends the request and reads the whole answer.
-    pub async fn send(self) -> Reply {
+    /// Sends the request and returns the answer unread (an event stream).
+    pub async fn open(self) -> reqwest::Response {
         let request = match &self.credential {
             Some(secret) => self.request.bearer_auth(secret),
             None => self.request,
         };
-        let resp = request.send().await.expect("request sent");
+        request.send().await.expect("request sent")
+    }
+
+    /// Sends the request and reads the whole answer.
+    pub async fn send(self) -> Reply {
+        let allow_non_json = self.allow_non_json;
+        let resp = self.open().await;
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
@@ -444,7 +450,7 @@ impl Call {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let is_json = ct.starts_with("application/json");
-        let body = if text.is_empty() || (self.allow_non_json && !is_json) {
+        let body = if text.is_empty() || (allow_non_json && !is_json) {
             Value::Null
         } else {
             assert!(is_json, "non-JSON body ({ct}): {text}");

@@ -15,5 +15,6 @@ mod rate_limits;
 mod reaper;
 mod routes;
 mod sessions;
+mod streams;
 mod timeouts;
 mod validation;

@@ -1,0 +1,206 @@
+//! `GET /api/messaging/sessions/{id}/events`: the event log as Server-Sent Events.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{id_of, paths, Kind, TestApp};
+
+backend_tests!(
+    a_stream_sends_the_log_then_live_events_and_ends_with_the_session,
+    a_stream_resumes_after_last_event_id,
+    a_stream_starts_after_the_cursor_parameter,
+    a_stream_ends_with_the_reapers_expiry,
+    a_stream_opens_with_its_own_token_as_access_token,
+    a_stream_is_refused_with_a_status_not_inside_the_stream,
+);
+
+/// One event of a stream: its `id:`, `event:` and parsed `data:`.
+#[derive(Debug)]
+struct Frame {
+    id: i64,
+    event: String,
+    data: Value,
+}
+
+/// Reads an open event stream frame by frame.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(app: &TestApp, session: &str, header: Option<(&str, &str)>) -> Events {
+        let path = format!("{}/events", paths::session(session).as_ref());
+        let mut call = app.call(Method::GET, path);
+        if let Some((name, value)) = header {
+            call = call.header(name, value);
+        }
+        Self::of(call.open().await)
+    }
+
+    fn of(response: reqwest::Response) -> Events {
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        Events {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (keep-alive comments skipped); `None` once the stream has ended.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if block.starts_with(':') {
+                    continue;
+                }
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .unwrap_or_else(|| panic!("no {name} in {block:?}"))
+                        .to_owned()
+                };
+                return Some(Frame {
+                    id: field("id: ").parse().expect("a numeric id"),
+                    event: field("event: "),
+                    data: serde_json::from_str(&field("data: ")).expect("JSON data"),
+                });
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.response.chunk())
+                .await
+                .expect("an event or the end within 5 s")
+                .expect("the stream reads");
+            match chunk {
+                Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                None => return None,
+            }
+        }
+    }
+
+    async fn expect(&mut self, id: i64, event: &str) -> Frame {
+        let frame = self.next().await.expect("another event");
+        assert_eq!((frame.id, frame.event.as_str()), (id, event), "{frame:?}");
+        assert_eq!(frame.data["cursor"], id);
+        assert_eq!(frame.data["type"], event);
+        frame
+    }
+}
+
+async fn a_stream_sends_the_log_then_live_events_and_ends_with_the_session(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    let mut events = Events::open(&app, &id, None).await;
+    let created = events.expect(1, "session.created").await;
+    assert_eq!(created.data["data"]["sessionId"], id.as_str());
+
+    // A minute on, the message also renews the session.
+    app.clock.advance_minutes(1);
+    app.message(&id, "live").await;
+    let message = events.expect(2, "message.created").await;
+    assert_eq!(message.data["data"]["content"], "live");
+    events.expect(3, "session.renewed").await;
+
+    let (status, _) = app.delete(paths::session(&id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = events.expect(4, "session.ended").await;
+    assert_eq!(ended.data["data"]["reason"], "deleted");
+    assert!(
+        events.next().await.is_none(),
+        "the stream ends with the session"
+    );
+}
+
+async fn a_stream_resumes_after_last_event_id(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    for text in ["one", "two"] {
+        app.message(&id, text).await;
+    }
+    // A reconnecting EventSource sends the last id it saw: nothing before it comes again.
+    let mut events = Events::open(&app, &id, Some(("Last-Event-ID", "2"))).await;
+    let two = events.expect(3, "message.created").await;
+    assert_eq!(two.data["data"]["content"], "two");
+    app.message(&id, "three").await;
+    let three = events.expect(4, "message.created").await;
+    assert_eq!(three.data["data"]["content"], "three");
+}
+
+async fn a_stream_starts_after_the_cursor_parameter(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    app.message(&id, "one").await;
+    let path = format!("{}/events?cursor=1", paths::session(&id).as_ref());
+    let mut events = Events::of(app.call(Method::GET, path).open().await);
+    let one = events.expect(2, "message.created").await;
+    assert_eq!(one.data["data"]["content"], "one");
+}
+
+async fn a_stream_ends_with_the_reapers_expiry(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    let mut events = Events::open(&app, &id, Some(("Last-Event-ID", "1"))).await;
+    app.clock.advance_minutes(31);
+    app.reap().await;
+    let expired = events.expect(2, "session.expired").await;
+    assert_eq!(expired.data["data"]["reason"], "idle");
+    assert!(events.next().await.is_none());
+}
+
+async fn a_stream_opens_with_its_own_token_as_access_token(kind: Kind) {
+    let app = TestApp::spawn_secured(kind).await;
+    let agent = app.agent().await;
+    let created = app.session_with(&agent, json!({})).await;
+    let id = id_of(&created);
+    let token = created["sessionToken"].as_str().unwrap();
+    let path = format!(
+        "{}/events?access_token={token}",
+        paths::session(&id).as_ref()
+    );
+    let mut events = Events::of(
+        app.call(Method::GET, path)
+            .without_credential()
+            .open()
+            .await,
+    );
+    events.expect(1, "session.created").await;
+}
+
+async fn a_stream_is_refused_with_a_status_not_inside_the_stream(kind: Kind) {
+    let app = TestApp::spawn_secured(kind).await;
+    let agent = app.agent().await;
+    let mine = app.session_with(&agent, json!({})).await;
+    let other = id_of(&app.session_with(&agent, json!({})).await);
+    let token = mine["sessionToken"].as_str().unwrap();
+    let events = |id: &str| format!("{}/events", paths::session(id).as_ref());
+
+    app.call(Method::GET, events(&other))
+        .bearer(token)
+        .send()
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+    app.call(Method::GET, events(&other))
+        .without_credential()
+        .send()
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    app.call(Method::GET, events(&uuid::Uuid::new_v4().to_string()))
+        .send()
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
+    let reply = app
+        .call(Method::GET, events(&other))
+        .header("Last-Event-ID", "x")
+        .send()
+        .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(reply.body["details"]["field"], "Last-Event-ID");
+}
