@@ -59,6 +59,9 @@ pub struct Application {
     /// Turns true when the service starts to stop: long-polls answer at once, background
     /// tasks finish.
     stopping: watch::Sender<bool>,
+    events: Arc<EventBus>,
+    /// Set on PostgreSQL: other instances' events arrive through LISTEN on it.
+    listen_url: Option<String>,
 }
 
 impl Application {
@@ -91,6 +94,8 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let events = Arc::new(EventBus::default());
+        let listen_url = (db::Backend::of_url(&settings.database_url) == db::Backend::Postgres)
+            .then(|| settings.database_url.clone());
         let (stopping, stop_rx) = watch::channel(false);
         let reaper = Reaper::new(
             pool.clone(),
@@ -108,7 +113,7 @@ impl Application {
             settings: Arc::new(settings),
             auth: auth.clone(),
             limits: limits.clone(),
-            events,
+            events: events.clone(),
             stopping: stop_rx,
         };
         let server = serve(listener, state, workers).map_err(|source| StartupError::Bind {
@@ -124,6 +129,8 @@ impl Application {
             auth,
             limits,
             stopping,
+            events,
+            listen_url,
         })
     }
 
@@ -151,10 +158,20 @@ impl Application {
         let refresher = tokio::spawn(self.auth.run_refresher(stop_rx.clone()));
         let evictor = tokio::spawn(evict_idle_limits(self.limits, stop_rx));
         let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.stopping.clone()));
+        let listener = self.listen_url.map(|url| {
+            tokio::spawn(crate::events::listen_postgres(
+                url,
+                self.events,
+                self.stopping.subscribe(),
+            ))
+        });
         let result = self.server.await;
         let _ = self.stopping.send(true);
         signals.abort();
         let _ = tokio::join!(reaper, refresher, evictor);
+        if let Some(listener) = listener {
+            let _ = listener.await;
+        }
         result
     }
 }

@@ -987,3 +987,27 @@ async fn postgres_concurrent_senders_leave_a_gap_free_log() {
         );
     }
 }
+
+/// PostgreSQL: a watch on one instance is woken by a message sent through another instance
+/// sharing the database (NOTIFY with the commit, LISTEN on the other side), well before its
+/// timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_watch_is_woken_by_another_instance() {
+    let Some(kind) = Kind::postgres() else {
+        return;
+    };
+    let writer = TestApp::spawn(kind).await;
+    let reader = TestApp::spawn_on(writer.db.clone(), |_| {}).await;
+    let id = writer.session().await;
+    // The reader's listener connects in the background; give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let (body, sent) = tokio::join!(watch_ok(&reader, &id, "cursor=1&timeout=20000"), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer.message(&id, "from the other instance").await
+    });
+    let took = started.elapsed();
+    assert!(took < PROMPT, "woken through PostgreSQL, took {took:?}");
+    assert_eq!(body["events"][0]["data"]["id"], sent["id"], "{body}");
+}

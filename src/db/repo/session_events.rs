@@ -1,3 +1,4 @@
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::db::models::EventRow;
@@ -24,9 +25,17 @@ pub fn append(
     };
     diesel::insert_into(e::session_events)
         .values(event.to_row()?)
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    // Other instances on this PostgreSQL learn of it when (and only if) it commits.
+    if let DbConnection::Postgresql(c) = conn {
+        c.batch_execute(&format!("NOTIFY {CHANNEL}, '{session_id}'"))?;
+    }
+    Ok(())
 }
+
+/// The PostgreSQL channel that carries "session S has a new event" between instances (the
+/// payload is the session id).
+pub const CHANNEL: &str = "agent_sessions_events";
 
 /// The session's last event sequence number (0 before its first event).
 fn last_seq(conn: &mut DbConnection, session: SessionId) -> QueryResult<i64> {
