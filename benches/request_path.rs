@@ -139,6 +139,7 @@ fn request_path(c: &mut Criterion) {
         )),
         events: Arc::new(agent_sessions::events::EventBus::default()),
         stopping: stopping.subscribe(),
+        streams: Arc::new(agent_sessions::events::StreamSlots::new(5, 100)),
         clock,
         settings: Arc::new(open.settings.clone()),
         started_at: 0,

@@ -40,6 +40,9 @@ pub struct Settings {
     /// Origins allowed to call from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimitSettings,
+    /// Open event streams and waiting long-polls allowed per session, and per credential.
+    pub max_streams_per_session: usize,
+    pub max_streams_per_credential: usize,
 }
 
 impl Default for Settings {
@@ -59,6 +62,8 @@ impl Default for Settings {
             insecure_no_auth: false,
             cors_origins: Vec::new(),
             rate_limits: RateLimitSettings::default(),
+            max_streams_per_session: 5,
+            max_streams_per_credential: 100,
         }
     }
 }
@@ -145,6 +150,14 @@ const KEYS: &[Key] = &[
     Key {
         file: "rate_limit_agent_per_hour",
         env: "AGENT_SESSIONS_RATE_LIMIT_AGENT_PER_HOUR",
+    },
+    Key {
+        file: "max_streams_per_session",
+        env: "AGENT_SESSIONS_MAX_STREAMS_PER_SESSION",
+    },
+    Key {
+        file: "max_streams_per_credential",
+        env: "AGENT_SESSIONS_MAX_STREAMS_PER_CREDENTIAL",
     },
 ];
 
@@ -408,6 +421,20 @@ impl Layers {
                 agent_per_hour: self
                     .limit("rate_limit_agent_per_hour", d.rate_limits.agent_per_hour)?,
             },
+            max_streams_per_session: self
+                .parse(
+                    "max_streams_per_session",
+                    "expected an integer from 1 to 10000",
+                    |v: &usize| (1..=10_000).contains(v),
+                )?
+                .unwrap_or(d.max_streams_per_session),
+            max_streams_per_credential: self
+                .parse(
+                    "max_streams_per_credential",
+                    "expected an integer from 1 to 1000000",
+                    |v: &usize| (1..=1_000_000).contains(v),
+                )?
+                .unwrap_or(d.max_streams_per_credential),
         })
     }
 }

@@ -4,7 +4,8 @@
 //! re-reads. Across instances on one PostgreSQL, every event also sends a NOTIFY with its
 //! commit, and [`listen_postgres`] turns the notifications into local wake-ups.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -40,6 +41,85 @@ impl EventBus {
     /// missed.
     pub fn subscribe(&self) -> broadcast::Receiver<SessionId> {
         self.tx.subscribe()
+    }
+}
+
+/// Counts open streams and waiting long-polls, per session and per credential, so that no
+/// client can hold an unbounded number of them.
+pub struct StreamSlots {
+    per_session: usize,
+    per_credential: usize,
+    open: Mutex<HashMap<SlotKey, usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SlotKey {
+    Session(SessionId),
+    Credential(String),
+}
+
+/// Which limit refused a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TooManyStreams {
+    #[error("this session already has {0} open streams or long-polls")]
+    PerSession(usize),
+    #[error("this credential already has {0} open streams or long-polls")]
+    PerCredential(usize),
+}
+
+/// An open stream's place; given back when dropped (the stream ended, or its client left).
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    keys: [SlotKey; 2],
+}
+
+impl StreamSlots {
+    pub fn new(per_session: usize, per_credential: usize) -> Self {
+        Self {
+            per_session,
+            per_credential,
+            open: Mutex::default(),
+        }
+    }
+
+    /// A place for one more stream of `session` by `credential` (a caller's identity).
+    pub fn acquire(
+        self: &Arc<Self>,
+        session: SessionId,
+        credential: String,
+    ) -> Result<StreamSlot, TooManyStreams> {
+        let keys = [SlotKey::Session(session), SlotKey::Credential(credential)];
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |key: &SlotKey| open.get(key).copied().unwrap_or(0);
+        if count(&keys[0]) >= self.per_session {
+            return Err(TooManyStreams::PerSession(self.per_session));
+        }
+        if count(&keys[1]) >= self.per_credential {
+            return Err(TooManyStreams::PerCredential(self.per_credential));
+        }
+        for key in &keys {
+            *open.entry(key.clone()).or_default() += 1;
+        }
+        drop(open);
+        Ok(StreamSlot {
+            slots: self.clone(),
+            keys,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(n) = open.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    // Nothing is kept for keys without streams: memory follows open streams.
+                    open.remove(key);
+                }
+            }
+        }
     }
 }
 
@@ -109,5 +189,35 @@ async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, pause: Duration) -> boo
     tokio::select! {
         _ = tokio::time::sleep(pause) => *stop.borrow(),
         changed = stop.changed() => changed.is_err() || *stop.borrow(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_counted_per_session_and_per_credential_and_given_back() {
+        let slots = Arc::new(StreamSlots::new(2, 3));
+        let (a, b) = (SessionId::new_random(), SessionId::new_random());
+        let first = slots.acquire(a, "key:1".into()).unwrap();
+        let _second = slots.acquire(a, "key:1".into()).unwrap();
+        assert_eq!(
+            slots.acquire(a, "key:2".into()).err(),
+            Some(TooManyStreams::PerSession(2))
+        );
+        let _third = slots.acquire(b, "key:1".into()).unwrap();
+        assert_eq!(
+            slots.acquire(b, "key:1".into()).err(),
+            Some(TooManyStreams::PerCredential(3))
+        );
+        drop(first);
+        assert!(
+            slots.acquire(b, "key:1".into()).is_ok(),
+            "a closed stream gives its slot back"
+        );
+        drop(slots.acquire(b, "key:9".into()));
+        let open = slots.open.lock().unwrap();
+        assert!(!open.contains_key(&SlotKey::Credential("key:9".into())));
     }
 }

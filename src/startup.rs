@@ -18,7 +18,7 @@ use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DbError, DbPool};
-use crate::events::EventBus;
+use crate::events::{EventBus, StreamSlots};
 use crate::rate_limit::{self, RateLimits};
 use crate::reaper::Reaper;
 use crate::service::ServiceError;
@@ -94,6 +94,10 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let events = Arc::new(EventBus::default());
+        let streams = Arc::new(StreamSlots::new(
+            settings.max_streams_per_session,
+            settings.max_streams_per_credential,
+        ));
         let listen_url = (db::Backend::of_url(&settings.database_url) == db::Backend::Postgres)
             .then(|| settings.database_url.clone());
         let (stopping, stop_rx) = watch::channel(false);
@@ -114,6 +118,7 @@ impl Application {
             auth: auth.clone(),
             limits: limits.clone(),
             events: events.clone(),
+            streams,
             stopping: stop_rx,
         };
         let server = serve(listener, state, workers).map_err(|source| StartupError::Bind {

@@ -7,7 +7,7 @@ use crate::auth::Authenticator;
 use crate::clock::{Clock, Millis};
 use crate::config::Settings;
 use crate::db::{DbConnection, DbPool};
-use crate::events::EventBus;
+use crate::events::{EventBus, StreamSlots};
 use crate::rate_limit::RateLimits;
 use crate::service::{ServiceError, ServiceResult};
 
@@ -23,6 +23,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub limits: Arc<RateLimits>,
     pub events: Arc<EventBus>,
+    pub streams: Arc<StreamSlots>,
     /// True once the service is stopping.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

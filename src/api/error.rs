@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::clock::to_rfc3339;
+use crate::events::TooManyStreams;
 use crate::rate_limit::Limited;
 use crate::service::ServiceError;
 
@@ -37,6 +38,9 @@ pub enum ApiError {
     /// Over a rate limit (429, with `Retry-After`).
     #[error("Rate limit exceeded ({} limit: {} requests); retry in {} s", .0.info.kind.as_str(), .0.info.limit, .0.retry_after_secs)]
     RateLimited(Limited),
+    /// Too many open streams or long-polls (429).
+    #[error("Too many open streams: {0}; close one first")]
+    TooManyStreams(#[from] TooManyStreams),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -61,6 +65,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::Unauthorized(_) => "UNAUTHORIZED",
             Self::RateLimited(_) => "RATE_LIMITED",
+            Self::TooManyStreams(_) => "TOO_MANY_STREAMS",
             Self::Service(e) => match e {
                 S::SessionNotFound(_) => "SESSION_NOT_FOUND",
                 S::SessionExpired { .. } => "SESSION_EXPIRED",
@@ -132,6 +137,12 @@ impl ApiError {
                 "limit": l.info.kind.as_str(),
                 "retryAfterSeconds": l.retry_after_secs,
             })),
+            Self::TooManyStreams(TooManyStreams::PerSession(max)) => {
+                Some(json!({ "limit": "streams_per_session", "max": max }))
+            }
+            Self::TooManyStreams(TooManyStreams::PerCredential(max)) => {
+                Some(json!({ "limit": "streams_per_credential", "max": max }))
+            }
             Self::Service(S::ForeignAuthor) => {
                 Some(json!({ "field": "authorId", "reason": FOREIGN_AUTHOR }))
             }
@@ -176,7 +187,7 @@ impl ResponseError for ApiError {
             | Self::Service(S::KeyNotFound(_)) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Service(S::Forbidden(_)) => StatusCode::FORBIDDEN,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Service(S::SessionExpired { .. }) => StatusCode::GONE,
             Self::Service(

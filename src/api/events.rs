@@ -120,6 +120,10 @@ pub struct WatchParams {
 /// A session's log outlives it until the retention window passes, so a reader learns why it
 /// ended (`session.ended`). Waiting holds no database connection.
 ///
+/// At most `AGENT_SESSIONS_MAX_STREAMS_PER_SESSION` streams and long-polls per session (5) and
+/// `AGENT_SESSIONS_MAX_STREAMS_PER_CREDENTIAL` per credential (100) are open at once; past
+/// that, 429 `TOO_MANY_STREAMS`.
+///
 /// **Auth:** Needs `sessions:read`, or this session's token (also as `?access_token=`).
 #[utoipa::path(
     operation_id = "watchSession", tag = "events",
@@ -140,6 +144,7 @@ pub async fn watch(
     params: web::Query<WatchParams>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
+    let _slot = state.streams.acquire(id, caller.identity())?;
     let cursor = extract::int_param("cursor", params.cursor.as_deref(), 0, (0, i64::MAX))?;
     let wait = extract::int_param("timeout", params.timeout.as_deref(), 25_000, (0, 60_000))?;
     let limit = extract::int_param("limit", params.limit.as_deref(), 100, (1, 500))?;
@@ -186,6 +191,8 @@ struct Stream {
     pending: std::collections::VecDeque<Event>,
     /// The session's last event was sent: the stream ends.
     done: bool,
+    /// Held while the stream is open (until it ends or its client leaves).
+    _slot: crate::events::StreamSlot,
 }
 
 fn frame(event: &Event) -> web::Bytes {
@@ -267,7 +274,8 @@ fn start_cursor(req: &actix_web::HttpRequest, query: Option<&str>) -> Result<i64
 /// `data:` the event as `watch` shows it. What was missed after `Last-Event-ID` (or `?cursor=`)
 /// comes first, then events as they are recorded; a `: keep-alive` comment comes at least
 /// every 15 s; the stream ends after `session.expired` or `session.ended`, and when the
-/// service stops.
+/// service stops. Open streams count against the same limits as `watch` (429
+/// `TOO_MANY_STREAMS`).
 ///
 /// **Auth:** Needs `sessions:read`, or this session's token (also as `?access_token=`).
 #[utoipa::path(
@@ -294,6 +302,7 @@ pub async fn stream(
     params: web::Query<StreamParams>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
+    let slot = state.streams.acquire(id, caller.identity())?;
     let cursor = start_cursor(&req, params.cursor.as_deref())?;
     // The first read answers access and existence as a status, before the stream starts.
     let first = service::watch(
@@ -313,6 +322,7 @@ pub async fn stream(
         cursor,
         pending: first.events.into(),
         done: false,
+        _slot: slot,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

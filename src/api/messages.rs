@@ -186,7 +186,7 @@ pub async fn send(
     let caller = auth.check(AuthCheck::own_session(Scope::SessionsWrite, id))?;
     let scope = format!(
         "{} POST /api/messaging/sessions/{id}/messages",
-        caller.idempotency_scope()
+        caller.identity()
     );
     let key = idempotency.key(scope, &raw)?;
     let outcome = service::send(&state, &caller, id, body.into(), key).await?;

@@ -212,10 +212,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth
         .check(AuthCheck::scope(Scope::SessionsCreate).on_behalf_of(body.user_id, body.agent_id))?;
-    let scope = format!(
-        "{} POST /api/messaging/sessions",
-        caller.idempotency_scope()
-    );
+    let scope = format!("{} POST /api/messaging/sessions", caller.identity());
     let key = idempotency.key(scope, &raw)?;
     let input = NewSession {
         agent_id: body.agent_id,

@@ -264,9 +264,9 @@ impl Caller {
         }
     }
 
-    /// The part of an idempotency scope that names the caller, so that two callers sending
-    /// the same key never see each other's outcomes.
-    pub fn idempotency_scope(&self) -> String {
+    /// Who this credential is, as a stable text: it scopes idempotency keys (two callers
+    /// sending the same key never see each other's outcomes) and counts open streams.
+    pub fn identity(&self) -> String {
         match self {
             Caller::Open => "open".to_owned(),
             Caller::Key { id: None, .. } => "key:bootstrap".to_owned(),

@@ -15,6 +15,9 @@ backend_tests!(
     a_stream_ends_with_the_reapers_expiry,
     a_stream_opens_with_its_own_token_as_access_token,
     a_stream_is_refused_with_a_status_not_inside_the_stream,
+    a_sessions_open_streams_are_limited_and_given_back,
+    a_credentials_open_streams_are_limited,
+    a_waiting_watch_holds_a_slot_until_it_answers,
 );
 
 /// One event of a stream: its `id:`, `event:` and parsed `data:`.
@@ -203,4 +206,101 @@ async fn a_stream_is_refused_with_a_status_not_inside_the_stream(kind: Kind) {
         .await;
     reply.assert_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     assert_eq!(reply.body["details"]["field"], "Last-Event-ID");
+}
+
+fn events_path(id: &str) -> String {
+    format!("{}/events", paths::session(id).as_ref())
+}
+
+async fn a_sessions_open_streams_are_limited_and_given_back(kind: Kind) {
+    let app = TestApp::spawn_with(kind, |s| s.max_streams_per_session = 2).await;
+    let id = app.session().await;
+    let mut first = Events::open(&app, &id, None).await;
+    let mut second = Events::open(&app, &id, None).await;
+    let refused = app.call(Method::GET, events_path(&id)).send().await;
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
+    assert_eq!(refused.body["details"]["limit"], "streams_per_session");
+    let watch = format!("{}/watch?timeout=0", paths::session(&id).as_ref());
+    app.call(Method::GET, &watch)
+        .send()
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
+    // Another session is not affected.
+    let other = app.session().await;
+    Events::open(&app, &other, None).await;
+
+    // The streams end with the session and give their slots back.
+    let (status, _) = app.delete(paths::session(&id)).await;
+    assert_eq!(status, StatusCode::OK);
+    for events in [&mut first, &mut second] {
+        events.expect(1, "session.created").await;
+        events.expect(2, "session.ended").await;
+        assert!(events.next().await.is_none());
+    }
+    let reopened = app.call(Method::GET, events_path(&id)).open().await;
+    assert_eq!(
+        reopened.status(),
+        StatusCode::OK,
+        "the slots were given back"
+    );
+}
+
+async fn a_credentials_open_streams_are_limited(kind: Kind) {
+    let app = TestApp::spawn_secured_with(kind, |s| s.max_streams_per_credential = 2).await;
+    let agent = app.agent().await;
+    let reader = app.create_key(&["sessions:read"], None).await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(id_of(&app.session_with(&agent, json!({})).await));
+    }
+    let _open: Vec<_> = futures::future::join_all(sessions[..2].iter().map(|id| {
+        app.call(Method::GET, events_path(id))
+            .bearer(&reader)
+            .open()
+    }))
+    .await;
+    let refused = app
+        .call(Method::GET, events_path(&sessions[2]))
+        .bearer(&reader)
+        .send()
+        .await;
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
+    assert_eq!(refused.body["details"]["limit"], "streams_per_credential");
+    // Another credential has its own count.
+    let admin = app
+        .call(Method::GET, events_path(&sessions[2]))
+        .open()
+        .await;
+    assert_eq!(admin.status(), StatusCode::OK);
+}
+
+async fn a_waiting_watch_holds_a_slot_until_it_answers(kind: Kind) {
+    let app = TestApp::spawn_with(kind, |s| s.max_streams_per_session = 1).await;
+    let id = app.session().await;
+    let watch = |query: &str| format!("{}/watch?{query}", paths::session(&id).as_ref());
+    let waiting = app
+        .call(Method::GET, watch("cursor=1&timeout=10000"))
+        .send();
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let refused = app
+            .call(Method::GET, watch("cursor=1&timeout=0"))
+            .send()
+            .await;
+        app.message(&id, "wake up").await;
+        refused
+    };
+    let (answered, refused) = tokio::join!(waiting, meanwhile);
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.text);
+    let again = app
+        .call(Method::GET, watch("cursor=2&timeout=0"))
+        .send()
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "the slot was given back: {}",
+        again.text
+    );
 }
