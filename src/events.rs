@@ -13,13 +13,31 @@ use diesel::{Connection, PgConnection};
 use tokio::sync::{broadcast, watch};
 
 use crate::db::repo::session_events::CHANNEL;
-use crate::domain::SessionId;
+use crate::domain::{AgentId, SessionId};
 
 /// How many notices may wait for a slow reader before it skips ahead (and re-reads).
 const CAPACITY: usize = 1024;
 
+/// "This session (of this agent) has a new event."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    pub session: SessionId,
+    pub agent: AgentId,
+}
+
+impl Notice {
+    /// The NOTIFY payload form: `"<session id> <agent id>"`.
+    fn parse(payload: &str) -> Option<Notice> {
+        let (session, agent) = payload.split_once(' ')?;
+        Some(Notice {
+            session: session.parse().ok()?,
+            agent: agent.parse().ok()?,
+        })
+    }
+}
+
 pub struct EventBus {
-    tx: broadcast::Sender<SessionId>,
+    tx: broadcast::Sender<Notice>,
 }
 
 impl Default for EventBus {
@@ -31,15 +49,16 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Tells waiting readers that `session`'s log grew (after the commit).
-    pub fn publish(&self, session: SessionId) {
+    /// Tells waiting readers that `session`'s log (and its agent's feed) grew, after the
+    /// commit.
+    pub fn publish(&self, session: SessionId, agent: AgentId) {
         // No receiver is not an error: nobody is waiting.
-        let _ = self.tx.send(session);
+        let _ = self.tx.send(Notice { session, agent });
     }
 
     /// Subscribe before reading, so that nothing committed between the read and the wait is
     /// missed.
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionId> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.tx.subscribe()
     }
 }
@@ -54,14 +73,15 @@ pub struct StreamSlots {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum SlotKey {
-    Session(SessionId),
+    /// A session's log or an agent's feed.
+    Feed(String),
     Credential(String),
 }
 
 /// Which limit refused a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TooManyStreams {
-    #[error("this session already has {0} open streams or long-polls")]
+    #[error("this session (or agent feed) already has {0} open streams or long-polls")]
     PerSession(usize),
     #[error("this credential already has {0} open streams or long-polls")]
     PerCredential(usize),
@@ -82,13 +102,13 @@ impl StreamSlots {
         }
     }
 
-    /// A place for one more stream of `session` by `credential` (a caller's identity).
+    /// A place for one more stream of `feed` (a feed's identity) by `credential` (a caller's).
     pub fn acquire(
         self: &Arc<Self>,
-        session: SessionId,
+        feed: String,
         credential: String,
     ) -> Result<StreamSlot, TooManyStreams> {
-        let keys = [SlotKey::Session(session), SlotKey::Credential(credential)];
+        let keys = [SlotKey::Feed(feed), SlotKey::Credential(credential)];
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let count = |key: &SlotKey| open.get(key).copied().unwrap_or(0);
         if count(&keys[0]) >= self.per_session {
@@ -159,7 +179,7 @@ pub async fn listen_postgres(url: String, bus: Arc<EventBus>, mut stop: watch::R
                 let mut failed = None;
                 for notification in conn.notifications_iter() {
                     match notification {
-                        Ok(n) => sessions.extend(n.payload.parse::<SessionId>().ok()),
+                        Ok(n) => sessions.extend(Notice::parse(&n.payload)),
                         Err(e) => {
                             failed = Some(e);
                             break;
@@ -173,8 +193,8 @@ pub async fn listen_postgres(url: String, bus: Arc<EventBus>, mut stop: watch::R
                 break;
             };
             conn = back;
-            for session in sessions {
-                bus.publish(session);
+            for notice in sessions {
+                bus.publish(notice.session, notice.agent);
             }
             if let Some(e) = failed {
                 tracing::warn!(error = %e, "lost the connection listening for events; reconnecting");
@@ -199,24 +219,24 @@ mod tests {
     #[test]
     fn slots_are_counted_per_session_and_per_credential_and_given_back() {
         let slots = Arc::new(StreamSlots::new(2, 3));
-        let (a, b) = (SessionId::new_random(), SessionId::new_random());
-        let first = slots.acquire(a, "key:1".into()).unwrap();
-        let _second = slots.acquire(a, "key:1".into()).unwrap();
+        let (a, b) = ("session:a".to_owned(), "session:b".to_owned());
+        let first = slots.acquire(a.clone(), "key:1".into()).unwrap();
+        let _second = slots.acquire(a.clone(), "key:1".into()).unwrap();
         assert_eq!(
-            slots.acquire(a, "key:2".into()).err(),
+            slots.acquire(a.clone(), "key:2".into()).err(),
             Some(TooManyStreams::PerSession(2))
         );
-        let _third = slots.acquire(b, "key:1".into()).unwrap();
+        let _third = slots.acquire(b.clone(), "key:1".into()).unwrap();
         assert_eq!(
-            slots.acquire(b, "key:1".into()).err(),
+            slots.acquire(b.clone(), "key:1".into()).err(),
             Some(TooManyStreams::PerCredential(3))
         );
         drop(first);
         assert!(
-            slots.acquire(b, "key:1".into()).is_ok(),
+            slots.acquire(b.clone(), "key:1".into()).is_ok(),
             "a closed stream gives its slot back"
         );
-        drop(slots.acquire(b, "key:9".into()));
+        drop(slots.acquire(b.clone(), "key:9".into()));
         let open = slots.open.lock().unwrap();
         assert!(!open.contains_key(&SlotKey::Credential("key:9".into())));
     }

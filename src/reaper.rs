@@ -83,6 +83,7 @@ impl Reaper {
         let now = self.clock.now_ms();
         let mut conn = self.pool.get()?;
         let mut report = ReapReport::default();
+        let mut notices = Vec::new();
         drain(&mut conn, |c| {
             let expired = repo::expire_due(c, now, self.batch_size)?;
             for s in &expired {
@@ -97,11 +98,12 @@ impl Reaper {
                 session_events::append(c, s.id, s.agent_id, kind, now)?;
             }
             report.expired.extend(expired.iter().map(|s| s.id));
+            notices.extend(expired.iter().map(|s| (s.id, s.agent_id)));
             Ok(expired.len())
         })?;
-        // Committed: wake whoever waits on these sessions' logs.
-        for &id in &report.expired {
-            self.events.publish(id);
+        // Committed: wake whoever waits on these sessions' logs and their agents' feeds.
+        for (session, agent) in notices {
+            self.events.publish(session, agent);
         }
         let closed_before = now.saturating_sub(self.retention_ms);
         report.purged = drain(&mut conn, |c| {

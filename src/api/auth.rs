@@ -158,6 +158,13 @@ impl AuthCheck {
         }
     }
 
+    /// The operation acts for this agent (its feed): a key bound to another agent is refused,
+    /// and the request counts against the agent's limit.
+    pub fn agent(mut self, agent: AgentId) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
     /// The request names this user and agent (a create): they count against their limits.
     pub fn on_behalf_of(mut self, user: UserId, agent: AgentId) -> Self {
         self.user = Some(user);

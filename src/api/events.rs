@@ -14,8 +14,8 @@ use crate::api::extract;
 use crate::api::messages::MessageResponse;
 use crate::api::sessions::SessionResponse;
 use crate::clock::to_rfc3339;
-use crate::domain::{AgentId, Event, EventKind, Scope, SessionId};
-use crate::service::events::{self as service, Until};
+use crate::domain::{AgentId, Caller, Event, EventKind, Scope, SessionId};
+use crate::service::events::{self as service, Feed, Until};
 use crate::service::sessions::Snapshot;
 use crate::state::AppState;
 
@@ -23,7 +23,8 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventResponse {
-    /// Counts up from 1 within the session, without gaps; pass the last one seen as `cursor`.
+    /// The event's position in the feed read: in a session's log, 1, 2, 3 … per session; in an
+    /// agent's feed, 1, 2, 3 … per agent. Without gaps; pass the last one seen as `cursor`.
     pub cursor: i64,
     /// `session.created`, `session.renewed`, `session.timeout_updated`, `session.expired`,
     /// `session.ended` or `message.created`.
@@ -43,8 +44,9 @@ pub struct EventResponse {
     pub data: Value,
 }
 
-impl From<&Event> for EventResponse {
-    fn from(e: &Event) -> Self {
+impl EventResponse {
+    /// The event as `feed` shows it: its `cursor` is its position there.
+    pub fn new(e: &Event, feed: Feed) -> Self {
         let data = match &e.kind {
             EventKind::SessionCreated { session } => json!(SessionResponse::new(
                 &Snapshot {
@@ -77,7 +79,7 @@ impl From<&Event> for EventResponse {
             EventKind::MessageCreated { message } => json!(MessageResponse::from(message)),
         };
         Self {
-            cursor: e.seq,
+            cursor: feed.position(e),
             event_type: e.kind.type_name(),
             timestamp: to_rfc3339(e.created_at),
             session_id: e.session_id,
@@ -144,15 +146,52 @@ pub async fn watch(
     params: web::Query<WatchParams>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
-    let _slot = state.streams.acquire(id, caller.identity())?;
+    watch_feed(&state, caller, Feed::Session(id), &params).await
+}
+
+/// Long-poll the agent's feed: every event of every session of the agent, in one order
+/// (`cursor` counts up per agent), as `watch` does for one session. This is how an agent
+/// runtime hears its users' messages, across its own restarts (it keeps the cursor).
+///
+/// **Auth:** Needs `sessions:read` from a key not bound to another agent (an agent runtime's
+/// key bound to this agent).
+#[utoipa::path(
+    operation_id = "watchAgent", tag = "events",
+    params(("agentId" = AgentId, Path, description = "Agent id"), WatchParams),
+    responses(
+        (status = 200, description = "Events after the cursor (possibly none, at the timeout)", body = WatchResponse),
+        (status = 400, description = "Malformed id or parameter (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown agent without a feed (AGENT_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
+        ServerErrors,
+    )
+)]
+#[get("/api/agents/{agentId}/watch")]
+pub async fn watch_agent(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: AgentId,
+    params: web::Query<WatchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::scope(Scope::SessionsRead).agent(id))?;
+    watch_feed(&state, caller, Feed::Agent(id), &params).await
+}
+
+async fn watch_feed(
+    state: &AppState,
+    caller: Caller,
+    feed: Feed,
+    params: &WatchParams,
+) -> Result<HttpResponse, ApiError> {
+    let _slot = state.streams.acquire(feed.identity(), caller.identity())?;
     let cursor = extract::int_param("cursor", params.cursor.as_deref(), 0, (0, i64::MAX))?;
     let wait = extract::int_param("timeout", params.timeout.as_deref(), 25_000, (0, 60_000))?;
     let limit = extract::int_param("limit", params.limit.as_deref(), 100, (1, 500))?;
     let wait = Duration::from_millis(wait.unsigned_abs());
     let page = service::watch(
-        &state,
+        state,
         &caller,
-        id,
+        feed,
         cursor,
         limit,
         wait,
@@ -160,7 +199,11 @@ pub async fn watch(
     )
     .await?;
     Ok(HttpResponse::Ok().json(WatchResponse {
-        events: page.events.iter().map(EventResponse::from).collect(),
+        events: page
+            .events
+            .iter()
+            .map(|e| EventResponse::new(e, feed))
+            .collect(),
         cursor: page.cursor,
     }))
 }
@@ -185,8 +228,8 @@ pub struct StreamParams {
 /// A stream's position: what it has read and not yet sent.
 struct Stream {
     state: web::Data<AppState>,
-    caller: crate::domain::Caller,
-    id: SessionId,
+    caller: Caller,
+    feed: Feed,
     cursor: i64,
     pending: std::collections::VecDeque<Event>,
     /// The session's last event was sent: the stream ends.
@@ -195,14 +238,14 @@ struct Stream {
     _slot: crate::events::StreamSlot,
 }
 
-fn frame(event: &Event) -> web::Bytes {
-    let data = serde_json::to_string(&EventResponse::from(event)).unwrap_or_else(|e| {
+fn frame(event: &Event, feed: Feed) -> web::Bytes {
+    let data = serde_json::to_string(&EventResponse::new(event, feed)).unwrap_or_else(|e| {
         tracing::error!(error = %e, "an event does not serialize");
         "{}".to_owned()
     });
     web::Bytes::from(format!(
         "id: {}\nevent: {}\ndata: {data}\n\n",
-        event.seq,
+        feed.position(event),
         event.kind.type_name()
     ))
 }
@@ -224,9 +267,10 @@ impl Stream {
                 return None;
             }
             if let Some(event) = self.pending.pop_front() {
-                self.cursor = event.seq;
-                self.done = is_last(&event);
-                return Some((Ok(frame(&event)), self));
+                self.cursor = self.feed.position(&event);
+                // A session's stream ends with the session; an agent's feed goes on.
+                self.done = matches!(self.feed, Feed::Session(_)) && is_last(&event);
+                return Some((Ok(frame(&event, self.feed)), self));
             }
             if *self.state.stopping.borrow() {
                 return None;
@@ -234,7 +278,7 @@ impl Stream {
             let page = service::watch(
                 &self.state,
                 &self.caller,
-                self.id,
+                self.feed,
                 self.cursor,
                 STREAM_BATCH,
                 KEEP_ALIVE,
@@ -302,23 +346,67 @@ pub async fn stream(
     params: web::Query<StreamParams>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
-    let slot = state.streams.acquire(id, caller.identity())?;
-    let cursor = start_cursor(&req, params.cursor.as_deref())?;
+    stream_feed(state, caller, Feed::Session(id), &req, &params).await
+}
+
+/// Stream the agent's feed as Server-Sent Events: every event of every session of the agent,
+/// resumable with `Last-Event-ID` (or `?cursor=`) as the session stream is; it does not end
+/// with a session.
+///
+/// **Auth:** Needs `sessions:read` from a key not bound to another agent (also as
+/// `?access_token=`).
+#[utoipa::path(
+    operation_id = "streamAgentEvents", tag = "events",
+    params(
+        ("agentId" = AgentId, Path, description = "Agent id"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, description = "Resume after this cursor (sent by a reconnecting EventSource)"),
+        StreamParams,
+    ),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed id or cursor (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown agent without a feed (AGENT_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
+        ServerErrors,
+    )
+)]
+#[get("/api/agents/{agentId}/events")]
+pub async fn stream_agent(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: AgentId,
+    req: actix_web::HttpRequest,
+    params: web::Query<StreamParams>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::scope(Scope::SessionsRead).agent(id))?;
+    stream_feed(state, caller, Feed::Agent(id), &req, &params).await
+}
+
+async fn stream_feed(
+    state: web::Data<AppState>,
+    caller: Caller,
+    feed: Feed,
+    req: &actix_web::HttpRequest,
+    params: &StreamParams,
+) -> Result<HttpResponse, ApiError> {
+    let slot = state.streams.acquire(feed.identity(), caller.identity())?;
+    let cursor = start_cursor(req, params.cursor.as_deref())?;
     // The first read answers access and existence as a status, before the stream starts.
     let first = service::watch(
         &state,
         &caller,
-        id,
+        feed,
         cursor,
         STREAM_BATCH,
         Duration::ZERO,
         Until::Events,
     )
     .await?;
-    let stream = Stream {
+    // Not `stream`: the route's handler of that name is a unit struct in this module.
+    let position = Stream {
         state,
         caller,
-        id,
+        feed,
         cursor,
         pending: first.events.into(),
         done: false,
@@ -329,5 +417,5 @@ pub async fn stream(
         .insert_header(("cache-control", "no-cache"))
         // Tell buffering proxies (nginx) to pass events on at once.
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(futures_util::stream::unfold(stream, Stream::next)))
+        .streaming(futures_util::stream::unfold(position, Stream::next)))
 }

@@ -40,6 +40,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(agents::get)
         .service(agents::list)
         .service(agents::delete)
+        .service(events::watch_agent)
+        .service(events::stream_agent)
         .service(keys::create)
         .service(keys::list)
         .service(keys::revoke);

@@ -465,6 +465,7 @@ pub struct EventRow {
     pub session_id: String,
     pub seq: i64,
     pub agent_id: String,
+    pub agent_seq: i64,
     pub event_type: String,
     pub payload: String,
     pub created_at: i64,
@@ -479,6 +480,7 @@ impl TryFrom<EventRow> for Event {
             session_id: column("session_events", id, "session_id", id.parse())?,
             seq: row.seq,
             agent_id: column("session_events", id, "agent_id", row.agent_id.parse())?,
+            agent_seq: row.agent_seq,
             kind: column(
                 "session_events",
                 id,
@@ -496,6 +498,7 @@ impl Event {
             session_id: self.session_id.to_string(),
             seq: self.seq,
             agent_id: self.agent_id.to_string(),
+            agent_seq: self.agent_seq,
             event_type: self.kind.type_name().to_owned(),
             payload: json_text(&self.kind)?,
             created_at: self.created_at,

@@ -91,7 +91,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_outcomes,
     api_keys,
     session_tokens,
-    session_events
+    session_events,
+    agent_feeds
 );
 
 diesel::table! {
@@ -99,8 +100,16 @@ diesel::table! {
         session_id -> Text,
         seq -> BigInt,
         agent_id -> Text,
+        agent_seq -> BigInt,
         event_type -> Text,
         payload -> Text,
         created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    agent_feeds (agent_id) {
+        agent_id -> Text,
+        last_seq -> BigInt,
     }
 }

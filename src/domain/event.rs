@@ -80,12 +80,14 @@ impl EventKind {
     }
 }
 
-/// An event of a session's log: `seq` is its cursor, counting up from 1 without gaps.
+/// An event of a session's log: `seq` is its cursor in the session's log and `agent_seq` in
+/// its agent's feed, each counting up from 1 without gaps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub session_id: SessionId,
     pub seq: i64,
     pub agent_id: AgentId,
+    pub agent_seq: i64,
     pub kind: EventKind,
     pub created_at: Millis,
 }

@@ -85,7 +85,7 @@ pub async fn delete(state: &AppState, id: AgentId) -> ServiceResult<usize> {
         })
         .await?;
     for &session in &ended {
-        state.events.publish(session);
+        state.events.publish(session, id);
     }
     Ok(ended.len())
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::clock::Millis;
-use crate::db::repo::{session_events as repo, sessions};
+use crate::db::repo::{agents, session_events as repo, sessions};
 use crate::db::DbConnection;
 use crate::domain::{AgentId, Caller, Event, EventKind, Forbidden, SessionId};
+use crate::events::Notice;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 
@@ -44,13 +45,46 @@ pub enum Until {
     Events,
 }
 
-/// Events of the session after `cursor`: at once when there are some (or, with
+/// What is read: one session's log (cursor: the event's `seq`) or one agent's feed, every
+/// event of every session of the agent (cursor: its `agent_seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    Session(SessionId),
+    Agent(AgentId),
+}
+
+impl Feed {
+    /// The event's position in this feed: the cursor that follows it.
+    pub fn position(&self, event: &Event) -> i64 {
+        match self {
+            Feed::Session(_) => event.seq,
+            Feed::Agent(_) => event.agent_seq,
+        }
+    }
+
+    fn concerns(&self, notice: &Notice) -> bool {
+        match self {
+            Feed::Session(id) => notice.session == *id,
+            Feed::Agent(id) => notice.agent == *id,
+        }
+    }
+
+    /// Who this feed is, to count its open streams.
+    pub fn identity(&self) -> String {
+        match self {
+            Feed::Session(id) => format!("session:{id}"),
+            Feed::Agent(id) => format!("agent:{id}"),
+        }
+    }
+}
+
+/// Events of the feed after `cursor`: at once when there are some (or, with
 /// [`Until::EventsOrOver`], the session is over), else as soon as one is recorded, else none
 /// after `wait` or when the service starts stopping.
 pub async fn watch(
     state: &AppState,
     caller: &Caller,
-    id: SessionId,
+    feed: Feed,
     cursor: i64,
     limit: i64,
     wait: Duration,
@@ -64,16 +98,19 @@ pub async fn watch(
     loop {
         let (caller, now) = (caller.clone(), state.now());
         let (events, over) = state
-            .db(move |conn| read(conn, &caller, id, cursor, limit, now))
+            .db(move |conn| match feed {
+                Feed::Session(id) => read(conn, &caller, id, cursor, limit, now),
+                Feed::Agent(id) => read_agent(conn, &caller, id, cursor, limit),
+            })
             .await?;
         if !events.is_empty() || (over && until == Until::EventsOrOver) {
-            let cursor = events.last().map_or(cursor, |e| e.seq);
+            let cursor = events.last().map_or(cursor, |e| feed.position(e));
             return Ok(WatchPage { events, cursor });
         }
         loop {
             tokio::select! {
                 notice = notices.recv() => match notice {
-                    Ok(session) if session == id => break,
+                    Ok(notice) if feed.concerns(&notice) => break,
                     Ok(_) => continue,
                     // Missed notices: read again rather than guess.
                     Err(RecvError::Lagged(_)) => break,
@@ -89,6 +126,22 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// The agent's feed after `cursor` (never over: new sessions may come). It outlives the agent
+/// for its sessions' last events.
+fn read_agent(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    id: AgentId,
+    cursor: i64,
+    limit: i64,
+) -> ServiceResult<(Vec<Event>, bool)> {
+    caller.may_act_for_agent(id)?;
+    if agents::find(conn, id)?.is_none() && !repo::agent_feed_exists(conn, id)? {
+        return Err(ServiceError::AgentNotFound(id));
+    }
+    Ok((repo::agent_after(conn, id, cursor, limit)?, false))
 }
 
 /// The events after `cursor`, and whether the session is over (expired, ended or gone). The

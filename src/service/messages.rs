@@ -116,7 +116,9 @@ pub async fn send(
         })
         .await?;
     if !outcome.replayed {
-        state.events.publish(session_id);
+        state
+            .events
+            .publish(session_id, outcome.value.session.agent_id);
     }
     Ok(outcome)
 }

@@ -52,7 +52,7 @@ pub async fn create(
     caller.may_act_for_agent(input.agent_id)?;
     let now = state.now();
     let global = state.settings.timeouts;
-    state
+    let created = state
         .db(move |conn| {
             transact(conn, |conn| {
                 let outcome = idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
@@ -95,7 +95,12 @@ pub async fn create(
                 Ok(Created { outcome, token })
             })
         })
-        .await
+        .await?;
+    if !created.outcome.replayed {
+        let session = &created.outcome.value.session;
+        state.events.publish(session.id, session.agent_id);
+    }
+    Ok(created)
 }
 
 /// The session if the caller may touch it: not found when unknown, forbidden when it is not
@@ -200,7 +205,7 @@ async fn mutate_snapshot(
             Ok(Snapshot { session, now })
         })
         .await?;
-    state.events.publish(id);
+    state.events.publish(id, snapshot.session.agent_id);
     Ok(snapshot)
 }
 
@@ -299,15 +304,14 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
                 };
                 events::record(conn, id, agent_id, ended, now)?;
                 if repo::delete(conn, id)? {
-                    Ok(())
+                    Ok(agent_id)
                 } else {
                     Err(ServiceError::SessionNotFound(id))
                 }
             })
         })
-        .await?;
-    state.events.publish(id);
-    Ok(())
+        .await
+        .map(|agent| state.events.publish(id, agent))
 }
 
 /// A new token for the session's user; the earlier ones stop working at once.

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod agent_feed;
 mod agents;
 mod authorization;
 mod cors;

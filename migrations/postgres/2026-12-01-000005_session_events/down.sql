@@ -1,1 +1,2 @@
+DROP TABLE agent_feeds;
 DROP TABLE session_events;

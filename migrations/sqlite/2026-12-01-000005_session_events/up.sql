@@ -4,10 +4,14 @@
 -- No foreign key: `session.ended` must outlive a deleted session. The reaper drops a log with
 -- its session at the purge, and the log of a deleted session once its `session.ended` is older
 -- than the retention window (found through session_events_ended).
+-- `agent_seq` orders the agent's feed (every event of every session of one agent): it counts
+-- up from 1 per agent, taken from agent_feeds under that row's lock, so it too is gap-free in
+-- commit order.
 CREATE TABLE session_events (
     session_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
     agent_id TEXT NOT NULL,
+    agent_seq BIGINT NOT NULL,
     event_type TEXT NOT NULL,
     -- the event's data as JSON (the domain's shape; the API renders it)
     payload TEXT NOT NULL,
@@ -15,3 +19,11 @@ CREATE TABLE session_events (
     PRIMARY KEY (session_id, seq)
 );
 CREATE INDEX session_events_ended ON session_events (event_type, created_at);
+CREATE UNIQUE INDEX session_events_agent_feed ON session_events (agent_id, agent_seq);
+
+-- The last `agent_seq` handed out per agent. No foreign key: an agent's feed outlives the
+-- agent (its sessions' `session.ended` come after its deletion).
+CREATE TABLE agent_feeds (
+    agent_id TEXT PRIMARY KEY NOT NULL,
+    last_seq BIGINT NOT NULL
+);

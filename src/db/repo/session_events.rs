@@ -2,6 +2,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::db::models::EventRow;
+use crate::db::schema::agent_feeds::dsl as f;
 use crate::db::schema::session_events::dsl as e;
 use crate::db::schema::sessions::dsl as s;
 use crate::db::DbConnection;
@@ -20,6 +21,7 @@ pub fn append(
         session_id,
         seq: last_seq(conn, session_id)? + 1,
         agent_id,
+        agent_seq: next_agent_seq(conn, agent_id)?,
         kind,
         created_at: now,
     };
@@ -28,14 +30,58 @@ pub fn append(
         .execute(conn)?;
     // Other instances on this PostgreSQL learn of it when (and only if) it commits.
     if let DbConnection::Postgresql(c) = conn {
-        c.batch_execute(&format!("NOTIFY {CHANNEL}, '{session_id}'"))?;
+        c.batch_execute(&format!("NOTIFY {CHANNEL}, '{session_id} {agent_id}'"))?;
     }
     Ok(())
 }
 
-/// The PostgreSQL channel that carries "session S has a new event" between instances (the
-/// payload is the session id).
+/// The PostgreSQL channel that carries "session S of agent A has a new event" between
+/// instances (the payload is `"<session id> <agent id>"`).
 pub const CHANNEL: &str = "agent_sessions_events";
+
+/// The agent's next feed position. The UPDATE takes the agent_feeds row's lock until the
+/// transaction ends, so positions are handed out in commit order (and given back by a
+/// rollback). Two first events of an agent racing on the INSERT: the loser's unique
+/// violation retries its whole transaction.
+fn next_agent_seq(conn: &mut DbConnection, agent_id: AgentId) -> QueryResult<i64> {
+    let agent = agent_id.to_string();
+    let bumped: Option<i64> = diesel::update(f::agent_feeds.find(&agent))
+        .set(f::last_seq.eq(f::last_seq + 1))
+        .returning(f::last_seq)
+        .get_result(conn)
+        .optional()?;
+    if let Some(seq) = bumped {
+        return Ok(seq);
+    }
+    diesel::insert_into(f::agent_feeds)
+        .values((f::agent_id.eq(&agent), f::last_seq.eq(1)))
+        .execute(conn)?;
+    Ok(1)
+}
+
+/// Whether the agent ever had an event (its feed outlives it).
+pub fn agent_feed_exists(conn: &mut DbConnection, agent: AgentId) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(f::agent_feeds.find(agent.to_string()))).get_result(conn)
+}
+
+/// Up to `limit` events of the agent's sessions after `cursor` in its feed, oldest first.
+pub fn agent_after(
+    conn: &mut DbConnection,
+    agent: AgentId,
+    cursor: i64,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    e::session_events
+        .filter(e::agent_id.eq(agent.to_string()))
+        .filter(e::agent_seq.gt(cursor))
+        .order(e::agent_seq.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Event::try_from)
+        .collect()
+}
 
 /// The session's last event sequence number (0 before its first event).
 fn last_seq(conn: &mut DbConnection, session: SessionId) -> QueryResult<i64> {
