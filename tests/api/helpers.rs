@@ -230,6 +230,11 @@ impl TestApp {
         }
     }
 
+    /// The server's base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     /// Stops the server (draining requests) and waits for it and its reaper to finish.
     pub async fn stop(self) -> Arc<TestDb> {
         self.handle.stop(true).await;

@@ -7,6 +7,7 @@ mod agents;
 mod authorization;
 mod cors;
 mod docs;
+mod echo_agent;
 mod events;
 mod health;
 mod idempotency;
