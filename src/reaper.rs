@@ -9,12 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
 use crate::db::repo::{idempotency, session_events, sessions as repo};
 use crate::db::{write_transaction, DbConnection, DbError, DbPool};
-use crate::domain::EventKind;
+use crate::domain::{EventKind, SessionStatus};
 use crate::domain::SessionId;
 use crate::events::EventBus;
 use crate::service::idempotency::TTL_MS;
@@ -35,11 +35,41 @@ fn drain(
     }
 }
 
+/// How many of the soonest-expiring sessions the scheduler looks at for the next deadline.
+const LOOKAHEAD: i64 = 100;
+
+/// Warns one session that entered its warning window, under its row lock, unless it was warned
+/// for its current `expires_at` already (by another instance, say); the agent if it did.
+fn warn(
+    conn: &mut DbConnection,
+    id: SessionId,
+    now: i64,
+) -> diesel::QueryResult<Option<crate::domain::AgentId>> {
+    repo::lock(conn, id)?;
+    let Some(session) = repo::find(conn, id)? else {
+        return Ok(None);
+    };
+    let due = session.status == SessionStatus::Active
+        && session.is_near_expiration(now)
+        && repo::warned_for(conn, id)? != Some(session.expires_at);
+    if !due {
+        return Ok(None);
+    }
+    repo::set_warned_for(conn, id, session.expires_at)?;
+    let kind = EventKind::SessionExpiring {
+        expires_at: session.expires_at,
+    };
+    session_events::append(conn, id, session.agent_id, kind, now)?;
+    Ok(Some(session.agent_id))
+}
+
 #[derive(Clone)]
 pub struct Reaper {
     pool: DbPool,
     clock: Arc<dyn Clock>,
     events: Arc<EventBus>,
+    /// Poked when a session gets a deadline that may come before the planned one.
+    deadlines: Arc<Notify>,
     batch_size: i64,
     retention_ms: i64,
 }
@@ -49,6 +79,8 @@ pub struct Reaper {
 pub struct ReapReport {
     /// Ids this pass marked expired.
     pub expired: Vec<SessionId>,
+    /// Ids this pass warned (`session.expiring`).
+    pub warned: Vec<SessionId>,
     pub purged: usize,
     /// Logs of sessions deleted longer than the retention window ago (a purged session's log
     /// goes with it).
@@ -62,6 +94,7 @@ impl Reaper {
         pool: DbPool,
         clock: Arc<dyn Clock>,
         events: Arc<EventBus>,
+        deadlines: Arc<Notify>,
         batch_size: i64,
         retention_hours: u64,
     ) -> Self {
@@ -72,6 +105,7 @@ impl Reaper {
             pool,
             clock,
             events,
+            deadlines,
             batch_size,
             retention_ms,
         }
@@ -84,6 +118,17 @@ impl Reaper {
         let mut conn = self.pool.get()?;
         let mut report = ReapReport::default();
         let mut notices = Vec::new();
+        drain(&mut conn, |c| {
+            let mut warned = 0;
+            for id in repo::in_warning_window(c, now, self.batch_size)? {
+                if let Some(agent) = warn(c, id, now)? {
+                    report.warned.push(id);
+                    notices.push((id, agent));
+                    warned += 1;
+                }
+            }
+            Ok(warned)
+        })?;
         drain(&mut conn, |c| {
             let expired = repo::expire_due(c, now, self.batch_size)?;
             for s in &expired {
@@ -118,14 +163,62 @@ impl Reaper {
         Ok(report)
     }
 
-    /// Runs a pass every `interval` until `shutdown` turns true.
+    /// When the next session needs a pass: the earliest expiry or warning among the sessions
+    /// that expire first.
+    fn next_deadline(&self) -> Result<Option<i64>, DbError> {
+        let mut conn = self.pool.get()?;
+        Ok(repo::soonest(&mut conn, LOOKAHEAD)?
+            .into_iter()
+            .map(|(expires_at, warning, warned_for)| {
+                policy::next_deadline(expires_at, warning, warned_for)
+            })
+            .min())
+    }
+
+    /// How long to wait before the next pass: until the next deadline when time can be
+    /// followed (the wall clock, or a manual clock that announces its moves), else the sweep
+    /// interval. Never longer than the interval, which also catches what the lookahead missed.
+    async fn wait(&self, interval: Duration, follows_time: bool) -> Duration {
+        if !follows_time {
+            return interval;
+        }
+        let this = self.clone();
+        let deadline = match tokio::task::spawn_blocking(move || this.next_deadline()).await {
+            Ok(Ok(deadline)) => deadline,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the next deadline");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "deadline task panicked");
+                None
+            }
+        };
+        match deadline {
+            Some(at) => {
+                let ms = (at - self.clock.now_ms()).max(0).unsigned_abs();
+                Duration::from_millis(ms).min(interval)
+            }
+            None => interval,
+        }
+    }
+
+    /// Runs a pass at every deadline (a warning window opening, an expiry), so that
+    /// `session.expiring` and `session.expired` are pushed when they happen, and at least every
+    /// `interval`, until `shutdown` turns true.
     pub async fn run(self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        // The first pass comes one interval after start, not at once.
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut moves = self.clock.moves();
+        let follows_time = self.clock.is_realtime() || moves.is_some();
         loop {
+            let wait = self.wait(interval, follows_time).await;
             tokio::select! {
-                _ = ticker.tick() => {}
+                _ = tokio::time::sleep(wait) => {}
+                // A new deadline, or the (manual) clock moved: plan again.
+                _ = self.deadlines.notified() => continue,
+                Some(_) = async { match moves.as_mut() {
+                    Some(m) => m.changed().await.ok(),
+                    None => std::future::pending().await,
+                } } => continue,
                 _ = shutdown.changed() => break,
             }
             if *shutdown.borrow() {
@@ -133,8 +226,13 @@ impl Reaper {
             }
             let this = self.clone();
             match tokio::task::spawn_blocking(move || this.run_once()).await {
-                Ok(Ok(r)) if !r.expired.is_empty() || r.purged > 0 => {
-                    tracing::info!(expired = r.expired.len(), purged = r.purged, "reaper pass");
+                Ok(Ok(r)) if !r.expired.is_empty() || !r.warned.is_empty() || r.purged > 0 => {
+                    tracing::info!(
+                        warned = r.warned.len(),
+                        expired = r.expired.len(),
+                        purged = r.purged,
+                        "reaper pass"
+                    );
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "reaper pass failed"),

@@ -101,10 +101,12 @@ impl Application {
         let listen_url = (db::Backend::of_url(&settings.database_url) == db::Backend::Postgres)
             .then(|| settings.database_url.clone());
         let (stopping, stop_rx) = watch::channel(false);
+        let deadlines = Arc::new(tokio::sync::Notify::new());
         let reaper = Reaper::new(
             pool.clone(),
             clock.clone(),
             events.clone(),
+            deadlines.clone(),
             settings.reaper_batch_size,
             settings.retention_hours,
         );
@@ -119,6 +121,7 @@ impl Application {
             limits: limits.clone(),
             events: events.clone(),
             streams,
+            deadlines,
             stopping: stop_rx,
         };
         let server = serve(listener, state, workers).map_err(|source| StartupError::Bind {

@@ -24,6 +24,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     pub events: Arc<EventBus>,
     pub streams: Arc<StreamSlots>,
+    /// Pokes the reaper's scheduler: a session got a deadline that may come first.
+    pub deadlines: Arc<tokio::sync::Notify>,
     /// True once the service is stopping.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -26,8 +26,8 @@ pub struct EventResponse {
     /// The event's position in the feed read: in a session's log, 1, 2, 3 … per session; in an
     /// agent's feed, 1, 2, 3 … per agent. Without gaps; pass the last one seen as `cursor`.
     pub cursor: i64,
-    /// `session.created`, `session.renewed`, `session.timeout_updated`, `session.expired`,
-    /// `session.ended` or `message.created`.
+    /// `session.created`, `session.renewed`, `session.timeout_updated`, `session.expiring`,
+    /// `session.expired`, `session.ended` or `message.created`.
     #[serde(rename = "type")]
     #[schema(example = "message.created")]
     pub event_type: &'static str,
@@ -37,7 +37,8 @@ pub struct EventResponse {
     pub agent_id: AgentId,
     /// By type: the session (`session.created`), the message as the messages route shows it
     /// (`message.created`), `{expiresAt, renewalCount, lastActivity}` (`session.renewed`),
-    /// `{timeoutConfig, expiresAt}` (`session.timeout_updated`), `{reason: idle|max_duration,
+    /// `{timeoutConfig, expiresAt}` (`session.timeout_updated`), `{expiresAt, timeRemaining}`
+    /// (`session.expiring`), `{reason: idle|max_duration,
     /// expiredAt}` (`session.expired`), `{reason: deleted|agent_deleted, endedAt}`
     /// (`session.ended`).
     #[schema(value_type = Object)]
@@ -67,6 +68,10 @@ impl EventResponse {
             EventKind::TimeoutUpdated { config, expires_at } => json!({
                 "timeoutConfig": config.config,
                 "expiresAt": to_rfc3339(*expires_at),
+            }),
+            EventKind::SessionExpiring { expires_at } => json!({
+                "expiresAt": to_rfc3339(*expires_at),
+                "timeRemaining": (expires_at - e.created_at).max(0),
             }),
             EventKind::SessionExpired { reason, expired_at } => json!({
                 "reason": reason,

@@ -92,7 +92,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     session_tokens,
     session_events,
-    agent_feeds
+    agent_feeds,
+    expiry_warnings
 );
 
 diesel::table! {
@@ -111,5 +112,12 @@ diesel::table! {
     agent_feeds (agent_id) {
         agent_id -> Text,
         last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    expiry_warnings (session_id) {
+        session_id -> Text,
+        expires_at -> BigInt,
     }
 }

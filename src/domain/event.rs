@@ -46,6 +46,9 @@ pub enum EventKind {
         config: EffectiveConfig,
         expires_at: Millis,
     },
+    /// The session entered its warning window (`isNearExpiration` turned true).
+    #[serde(rename = "session.expiring")]
+    SessionExpiring { expires_at: Millis },
     #[serde(rename = "session.expired")]
     SessionExpired {
         reason: ExpiryReason,
@@ -64,6 +67,7 @@ impl EventKind {
             EventKind::SessionCreated { .. } => "session.created",
             EventKind::SessionRenewed { .. } => "session.renewed",
             EventKind::TimeoutUpdated { .. } => "session.timeout_updated",
+            EventKind::SessionExpiring { .. } => "session.expiring",
             EventKind::SessionExpired { .. } => "session.expired",
             EventKind::SessionEnded { .. } => "session.ended",
             EventKind::MessageCreated { .. } => "message.created",

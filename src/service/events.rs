@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::clock::Millis;
 use crate::db::repo::{agents, session_events as repo, sessions};
 use crate::db::DbConnection;
-use crate::domain::{AgentId, Caller, Event, EventKind, Forbidden, SessionId};
+use crate::domain::{AgentId, Caller, Event, EventKind, Forbidden, SessionId, SessionStatus};
 use crate::events::Notice;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
@@ -96,10 +96,10 @@ pub async fn watch(
     let mut stopping = state.stopping.clone();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let (caller, now) = (caller.clone(), state.now());
+        let caller = caller.clone();
         let (events, over) = state
             .db(move |conn| match feed {
-                Feed::Session(id) => read(conn, &caller, id, cursor, limit, now),
+                Feed::Session(id) => read(conn, &caller, id, cursor, limit),
                 Feed::Agent(id) => read_agent(conn, &caller, id, cursor, limit),
             })
             .await?;
@@ -144,7 +144,8 @@ fn read_agent(
     Ok((repo::agent_after(conn, id, cursor, limit)?, false))
 }
 
-/// The events after `cursor`, and whether the session is over (expired, ended or gone). The
+/// The events after `cursor`, and whether the session is over (its expiry or end recorded, or
+/// the session gone). The
 /// log of a deleted or purged session stays readable (for its `session.ended`) until the
 /// reaper drops it, to the callers that could read the session.
 fn read(
@@ -153,12 +154,13 @@ fn read(
     id: SessionId,
     cursor: i64,
     limit: i64,
-    now: Millis,
 ) -> ServiceResult<(Vec<Event>, bool)> {
     let over = match sessions::find(conn, id)? {
         Some(session) => {
             caller.may_touch(&session)?;
-            session.expired_at(now).is_some()
+            // Over once its last event is in the log: a session past its expiry whose
+            // `session.expired` the scheduler is about to record is worth waiting for.
+            session.status != SessionStatus::Active
         }
         None => {
             let agent = repo::agent_of(conn, id)?.ok_or(ServiceError::SessionNotFound(id))?;

@@ -99,6 +99,8 @@ pub async fn create(
     if !created.outcome.replayed {
         let session = &created.outcome.value.session;
         state.events.publish(session.id, session.agent_id);
+        // Its warning or expiry may come before anything the scheduler planned for.
+        state.deadlines.notify_one();
     }
     Ok(created)
 }
@@ -263,6 +265,8 @@ pub async fn update_timeout(
     id: SessionId,
     patch: PartialTimeoutConfig,
 ) -> ServiceResult<Snapshot> {
+    // A shorter timeout can bring the session's deadline before the planned one.
+    state.deadlines.notify_one();
     mutate_snapshot(state, caller, id, move |s, now| {
         let config = s.config.overridden(&patch, ConfigSource::Session);
         let expires_at = policy::expiry(&config.config, s.created_at, now);

@@ -273,6 +273,20 @@ pub fn is_near_expiration(config: &TimeoutConfig, expires_at: Millis, now: Milli
     remaining > 0 && remaining <= config.warning_threshold_minutes * MINUTE_MS
 }
 
+/// When a live session next needs the scheduler: the start of its warning window, unless it
+/// was already warned for this `expires_at`; then its expiry.
+pub fn next_deadline(
+    expires_at: Millis,
+    warning_threshold_minutes: i64,
+    warned_for: Option<Millis>,
+) -> Millis {
+    if warned_for == Some(expires_at) {
+        expires_at
+    } else {
+        expires_at.saturating_sub(warning_threshold_minutes.saturating_mul(MINUTE_MS))
+    }
+}
+
 /// Why a session whose `expires_at` passed expired: the hard cap when `expires_at` sits at
 /// `created_at + maxDuration`, otherwise inactivity.
 pub fn expiry_reason(
@@ -350,6 +364,9 @@ mod tests {
         assert!(!is_near_expiration(&c, exp, exp - 5 * MINUTE_MS - 1));
         assert!(is_near_expiration(&c, exp, exp - 5 * MINUTE_MS));
         assert!(!is_near_expiration(&c, exp, exp));
+        assert_eq!(next_deadline(exp, 5, None), exp - 5 * MINUTE_MS);
+        assert_eq!(next_deadline(exp, 5, Some(exp - 1)), exp - 5 * MINUTE_MS, "warned for an earlier expiry");
+        assert_eq!(next_deadline(exp, 5, Some(exp)), exp);
         assert!(is_expired(exp, exp));
     }
 

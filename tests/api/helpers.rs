@@ -208,9 +208,18 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_with_clock(db, ManualClock::new(T0), tweak).await
+    }
+
+    /// An app on `clock`: a [`ManualClock::following`] one lets its scheduler act on the
+    /// deadlines the test moves the clock past (several apps may share one).
+    pub async fn spawn_with_clock(
+        db: Arc<TestDb>,
+        clock: ManualClock,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut settings = test_settings(&db);
         tweak(&mut settings);
-        let clock = ManualClock::new(T0);
         let app = Application::build(settings, Arc::new(clock.clone())).expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let reaper = app.reaper();

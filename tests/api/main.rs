@@ -6,6 +6,7 @@ mod agent_feed;
 mod agents;
 mod authorization;
 mod cors;
+mod deadlines;
 mod docs;
 mod echo_agent;
 mod events;

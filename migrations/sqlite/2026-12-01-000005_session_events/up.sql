@@ -27,3 +27,11 @@ CREATE TABLE agent_feeds (
     agent_id TEXT PRIMARY KEY NOT NULL,
     last_seq BIGINT NOT NULL
 );
+
+-- The `expires_at` each session was last warned for (`session.expiring`): a session is warned
+-- once per entry into its warning window, and a renewal (a new `expires_at`) can bring another.
+-- Written under the session's row lock, so several instances warn each session once.
+CREATE TABLE expiry_warnings (
+    session_id TEXT PRIMARY KEY NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    expires_at BIGINT NOT NULL
+);

@@ -4,6 +4,7 @@ use diesel::sql_types::{BigInt, Bool};
 
 use crate::db::models::{SessionRow, ACTIVE, ENDED, EXPIRED};
 use crate::db::repo::session_events;
+use crate::db::schema::expiry_warnings::dsl as w;
 use crate::db::schema::sessions::dsl as s;
 use crate::db::{DbConnection, MultiBackend};
 use crate::domain::{AgentId, Session, SessionFilter, SessionId, StatusFilter};
@@ -180,6 +181,78 @@ pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<
         },
     )
     .collect())
+}
+
+/// Active sessions in their warning window, soonest expiry first (some may be warned already).
+pub fn in_warning_window(
+    conn: &mut DbConnection,
+    now: i64,
+    batch: i64,
+) -> QueryResult<Vec<SessionId>> {
+    s::sessions
+        .filter(s::status.eq(ACTIVE))
+        .filter(s::expires_at.gt(now))
+        // The window is at most 60 minutes: this bound lets the (status, expires_at) index
+        // find the candidates.
+        .filter(s::expires_at.le(now.saturating_add(60 * 60_000)))
+        .filter(
+            sql::<Bool>("expires_at - warning_threshold_minutes * 60000 <= ")
+                .bind::<BigInt, _>(now),
+        )
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            w::expiry_warnings
+                .filter(w::session_id.eq(s::id))
+                .filter(w::expires_at.eq(s::expires_at)),
+        )))
+        .order(s::expires_at.asc())
+        .limit(batch)
+        .select(s::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .map(|id| {
+            id.parse().map_err(|e| {
+                diesel::result::Error::DeserializationError(format!("session id {id}: {e}").into())
+            })
+        })
+        .collect()
+}
+
+/// The `expires_at` the session was last warned for.
+pub fn warned_for(conn: &mut DbConnection, id: SessionId) -> QueryResult<Option<i64>> {
+    w::expiry_warnings
+        .find(id.to_string())
+        .select(w::expires_at)
+        .get_result(conn)
+        .optional()
+}
+
+/// Records that the session was warned for `expires_at` (under its row lock).
+pub fn set_warned_for(conn: &mut DbConnection, id: SessionId, expires_at: i64) -> QueryResult<()> {
+    let id = id.to_string();
+    diesel::delete(w::expiry_warnings.find(&id)).execute(conn)?;
+    diesel::insert_into(w::expiry_warnings)
+        .values((w::session_id.eq(&id), w::expires_at.eq(expires_at)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The `lookahead` active sessions that expire first, with what the scheduler needs:
+/// `(expires_at, warning_threshold_minutes, warned_for)`.
+pub fn soonest(
+    conn: &mut DbConnection,
+    lookahead: i64,
+) -> QueryResult<Vec<(i64, i64, Option<i64>)>> {
+    s::sessions
+        .left_join(w::expiry_warnings.on(w::session_id.eq(s::id)))
+        .filter(s::status.eq(ACTIVE))
+        .order(s::expires_at.asc())
+        .limit(lookahead)
+        .select((
+            s::expires_at,
+            s::warning_threshold_minutes,
+            w::expires_at.nullable(),
+        ))
+        .load(conn)
 }
 
 /// Deletes up to `batch` closed sessions whose retention window ended before `closed_before`.
