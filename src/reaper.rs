@@ -37,6 +37,8 @@ fn drain(
 
 /// How many of the soonest-expiring sessions the scheduler looks at for the next deadline.
 const LOOKAHEAD: i64 = 100;
+/// The shortest pause between two passes.
+const MIN_PAUSE: Duration = Duration::from_millis(100);
 
 /// Warns one session that entered its warning window, under its row lock, unless it was warned
 /// for its current `expires_at` already (by another instance, say); the agent if it did.
@@ -197,7 +199,9 @@ impl Reaper {
         match deadline {
             Some(at) => {
                 let ms = (at - self.clock.now_ms()).max(0).unsigned_abs();
-                Duration::from_millis(ms).min(interval)
+                // The floor keeps a deadline that a pass could not clear (a failing database,
+                // say) from turning the loop into a busy one.
+                Duration::from_millis(ms).clamp(MIN_PAUSE, interval.max(MIN_PAUSE))
             }
             None => interval,
         }
