@@ -473,6 +473,10 @@ fn keys_and_tokens_never_reach_the_logs() {
             r#"{"content":"hi"}"#,
         );
         assert_eq!(status, 201);
+        // The token in a URL, as a browser's EventSource sends it.
+        let watch =
+            format!("/api/messaging/sessions/{session}/watch?timeout=0&access_token={token}");
+        assert_eq!(server.request("GET", &watch, &[], "").0, 200);
         // Refused credentials: a wrong key, the token outside its session, a near miss.
         let wrong = format!("Bearer {key}x");
         assert_eq!(

@@ -73,6 +73,7 @@ impl ApiError {
                 S::MaxDurationExceeded { .. } => "MAX_DURATION_EXCEEDED",
                 S::AgentNotFound(_) => "AGENT_NOT_FOUND",
                 S::KeyNotFound(_) => "KEY_NOT_FOUND",
+                S::CursorExpired { .. } => "CURSOR_EXPIRED",
                 S::Forbidden(_) => "FORBIDDEN",
                 S::ForeignAuthor => "VALIDATION_ERROR",
                 S::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
@@ -100,6 +101,9 @@ impl ApiError {
             ),
             S::AgentNotFound(id) => format!("Agent {id} not found"),
             S::KeyNotFound(id) => format!("API key {id} not found"),
+            S::CursorExpired { cursor, .. } => {
+                format!("Cursor {cursor} is older than the events kept; resync from cursor 0")
+            }
             S::Forbidden(why) => why.clone(),
             S::ForeignAuthor => format!("authorId: {FOREIGN_AUTHOR}"),
             S::IdempotencyKeyReused => {
@@ -133,6 +137,9 @@ impl ApiError {
             })),
             Self::Service(S::AgentNotFound(id)) => Some(json!({ "agentId": id })),
             Self::Service(S::KeyNotFound(id)) => Some(json!({ "keyId": id })),
+            Self::Service(S::CursorExpired { cursor, oldest }) => {
+                Some(json!({ "cursor": cursor, "oldestCursor": oldest }))
+            }
             Self::RateLimited(l) => Some(json!({
                 "limit": l.info.kind.as_str(),
                 "retryAfterSeconds": l.retry_after_secs,
@@ -189,7 +196,7 @@ impl ResponseError for ApiError {
             Self::Service(S::Forbidden(_)) => StatusCode::FORBIDDEN,
             Self::RateLimited(_) | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Service(S::SessionExpired { .. }) => StatusCode::GONE,
+            Self::Service(S::SessionExpired { .. } | S::CursorExpired { .. }) => StatusCode::GONE,
             Self::Service(
                 S::RenewalFailed { .. } | S::MaxDurationExceeded { .. } | S::IdempotencyKeyReused,
             ) => StatusCode::UNPROCESSABLE_ENTITY,

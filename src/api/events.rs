@@ -167,6 +167,7 @@ pub async fn watch(
         (status = 200, description = "Events after the cursor (possibly none, at the timeout)", body = WatchResponse),
         (status = 400, description = "Malformed id or parameter (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown agent without a feed (AGENT_NOT_FOUND)", body = ErrorBody),
+        (status = 410, description = "Events after the cursor were purged with their sessions (CURSOR_EXPIRED): resync from cursor 0", body = ErrorBody),
         AuthErrors,
         ServerErrors,
     )
@@ -371,6 +372,7 @@ pub async fn stream(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed id or cursor (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown agent without a feed (AGENT_NOT_FOUND)", body = ErrorBody),
+        (status = 410, description = "Events after the cursor were purged with their sessions (CURSOR_EXPIRED): resync from cursor 0", body = ErrorBody),
         AuthErrors,
         ServerErrors,
     )

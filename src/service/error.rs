@@ -22,6 +22,9 @@ pub enum ServiceError {
     MaxDurationExceeded { session_id: SessionId, age_ms: i64 },
     #[error("agent {0} not found")]
     AgentNotFound(AgentId),
+    /// A feed cursor older than what is kept: events after it are gone.
+    #[error("cursor {cursor} is older than the oldest event kept ({oldest})")]
+    CursorExpired { cursor: i64, oldest: i64 },
     #[error("API key {0} not found")]
     KeyNotFound(KeyId),
     /// The caller is authenticated but may not do this (a bound key and another agent's

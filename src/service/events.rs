@@ -138,8 +138,20 @@ fn read_agent(
     limit: i64,
 ) -> ServiceResult<(Vec<Event>, bool)> {
     caller.may_act_for_agent(id)?;
-    if agents::find(conn, id)?.is_none() && !repo::agent_feed_exists(conn, id)? {
+    let (last, oldest) = repo::agent_feed_bounds(conn, id)?;
+    if last.is_none() && agents::find(conn, id)?.is_none() {
         return Err(ServiceError::AgentNotFound(id));
+    }
+    // Events after the cursor were dropped with their purged sessions: the reader missed
+    // something it can no longer get, and must resync (cursor 0 reads what is kept).
+    let missed = cursor > 0
+        && last.is_some_and(|last| cursor < last)
+        && oldest.is_none_or(|oldest| oldest > cursor + 1);
+    if missed {
+        return Err(ServiceError::CursorExpired {
+            cursor,
+            oldest: oldest.unwrap_or_default(),
+        });
     }
     Ok((repo::agent_after(conn, id, cursor, limit)?, false))
 }

@@ -365,7 +365,11 @@ mod tests {
         assert!(is_near_expiration(&c, exp, exp - 5 * MINUTE_MS));
         assert!(!is_near_expiration(&c, exp, exp));
         assert_eq!(next_deadline(exp, 5, None), exp - 5 * MINUTE_MS);
-        assert_eq!(next_deadline(exp, 5, Some(exp - 1)), exp - 5 * MINUTE_MS, "warned for an earlier expiry");
+        assert_eq!(
+            next_deadline(exp, 5, Some(exp - 1)),
+            exp - 5 * MINUTE_MS,
+            "warned for an earlier expiry"
+        );
         assert_eq!(next_deadline(exp, 5, Some(exp)), exp);
         assert!(is_expired(exp, exp));
     }

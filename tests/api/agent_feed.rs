@@ -22,6 +22,7 @@ backend_tests!(
     who_may_read_an_agents_feed,
     the_feed_outlives_a_deleted_agent,
     an_agents_open_streams_are_limited,
+    a_cursor_into_purged_events_is_410_and_cursor_0_resyncs,
 );
 
 /// Well under any long-poll timeout these tests use, well over a prompt answer.
@@ -753,4 +754,33 @@ async fn postgres_concurrent_senders_leave_a_gap_free_agent_feed() {
         read_messages, fed,
         "the reader saw the messages in the feed's order"
     );
+}
+
+async fn a_cursor_into_purged_events_is_410_and_cursor_0_resyncs(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let gone = id_of(&app.session_with(&agent, json!({})).await);
+    app.message(&gone, "soon purged").await;
+    // A day and more later the session expired long ago and is purged with its log.
+    app.clock.advance_minutes(25 * 60);
+    app.reap().await;
+    let kept = id_of(&app.session_with(&agent, json!({})).await);
+
+    let (status, body) = app.get(watch(&agent, "cursor=1&timeout=0")).await;
+    assert_error(status, &body, StatusCode::GONE, "CURSOR_EXPIRED");
+    assert_eq!(body["details"]["cursor"], 1);
+    let stale = app
+        .call(Method::GET, stream(&agent, "cursor=1"))
+        .send()
+        .await;
+    stale.assert_error(StatusCode::GONE, "CURSOR_EXPIRED");
+
+    // From 0: what is kept.
+    let resync = watch_ok(&app, &agent, "cursor=0&timeout=0").await;
+    let kept_events = events(&resync);
+    assert!(
+        kept_events.iter().all(|e| e["sessionId"] == kept.as_str()),
+        "{resync}"
+    );
+    assert_eq!(kept_events[0]["type"], "session.created");
 }

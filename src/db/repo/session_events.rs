@@ -59,9 +59,23 @@ fn next_agent_seq(conn: &mut DbConnection, agent_id: AgentId) -> QueryResult<i64
     Ok(1)
 }
 
-/// Whether the agent ever had an event (its feed outlives it).
-pub fn agent_feed_exists(conn: &mut DbConnection, agent: AgentId) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(f::agent_feeds.find(agent.to_string()))).get_result(conn)
+/// The agent's last handed-out feed position and the oldest still stored (the logs of purged
+/// sessions go with them).
+pub fn agent_feed_bounds(
+    conn: &mut DbConnection,
+    agent: AgentId,
+) -> QueryResult<(Option<i64>, Option<i64>)> {
+    let agent = agent.to_string();
+    let last = f::agent_feeds
+        .find(&agent)
+        .select(f::last_seq)
+        .get_result(conn)
+        .optional()?;
+    let oldest = e::session_events
+        .filter(e::agent_id.eq(&agent))
+        .select(diesel::dsl::min(e::agent_seq))
+        .get_result::<Option<i64>>(conn)?;
+    Ok((last, oldest))
 }
 
 /// Up to `limit` events of the agent's sessions after `cursor` in its feed, oldest first.
