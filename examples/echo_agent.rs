@@ -86,6 +86,14 @@ impl Agent {
     }
 }
 
+/// Writes the cursor to a temporary file and renames it over the old one: a crash leaves the
+/// old cursor or the new one, never half of one.
+fn save_cursor(path: &str, cursor: i64) -> std::io::Result<()> {
+    let temporary = format!("{path}.tmp");
+    std::fs::write(&temporary, cursor.to_string())?;
+    std::fs::rename(temporary, path)
+}
+
 #[tokio::main]
 async fn main() {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -115,7 +123,7 @@ async fn main() {
                     }
                     // Answered: remember it, so a restart goes on from here.
                     cursor = event["cursor"].as_i64().unwrap_or(next);
-                    if let Err(e) = std::fs::write(&cursor_file, cursor.to_string()) {
+                    if let Err(e) = save_cursor(&cursor_file, cursor) {
                         eprintln!("echo_agent: cannot save the cursor: {e}");
                     }
                 }

@@ -120,17 +120,23 @@ impl Reaper {
         let mut conn = self.pool.get()?;
         let mut report = ReapReport::default();
         let mut notices = Vec::new();
-        drain(&mut conn, |c| {
+        // One short transaction per warning: it locks the session, then its agent's feed row,
+        // the order every writer takes them in (a batch holding one agent's feed row while
+        // waiting for the next session could deadlock with a sender of that session).
+        loop {
+            let due = repo::in_warning_window(&mut conn, now, self.batch_size)?;
             let mut warned = 0;
-            for id in repo::in_warning_window(c, now, self.batch_size)? {
-                if let Some(agent) = warn(c, id, now)? {
+            for id in due {
+                if let Some(agent) = write_transaction(&mut conn, |c| warn(c, id, now))? {
                     report.warned.push(id);
                     notices.push((id, agent));
                     warned += 1;
                 }
             }
-            Ok(warned)
-        })?;
+            if warned == 0 {
+                break;
+            }
+        }
         drain(&mut conn, |c| {
             let expired = repo::expire_due(c, now, self.batch_size)?;
             for s in &expired {

@@ -292,6 +292,8 @@ impl Stream {
             )
             .await;
             match page {
+                // The session's last event was sent before (a reconnect after it): end.
+                Ok(page) if page.events.is_empty() && page.over => return None,
                 Ok(page) if page.events.is_empty() => {
                     if *self.state.stopping.borrow() {
                         return None;
@@ -336,7 +338,8 @@ fn start_cursor(req: &actix_web::HttpRequest, query: Option<&str>) -> Result<i64
         StreamParams,
     ),
     responses(
-        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream: each `data:` is an EventResponse", content_type = "text/event-stream", body = EventResponse),
+        (status = 204, description = "The session's last event is before the cursor: nothing more will come (an EventSource stops reconnecting)"),
         (status = 400, description = "Malformed id or cursor (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown, or gone with its log (SESSION_NOT_FOUND)", body = ErrorBody),
         AuthErrors,
@@ -369,7 +372,7 @@ pub async fn stream(
         StreamParams,
     ),
     responses(
-        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream: each `data:` is an EventResponse", content_type = "text/event-stream", body = EventResponse),
         (status = 400, description = "Malformed id or cursor (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown agent without a feed (AGENT_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Events after the cursor were purged with their sessions (CURSOR_EXPIRED): resync from cursor 0", body = ErrorBody),
@@ -409,6 +412,10 @@ async fn stream_feed(
         Until::Events,
     )
     .await?;
+    if first.events.is_empty() && first.over {
+        // A reconnecting EventSource after the session's last event: 204 tells it to stop.
+        return Ok(HttpResponse::NoContent().finish());
+    }
     // Not `stream`: the route's handler of that name is a unit struct in this module.
     let position = Stream {
         state,

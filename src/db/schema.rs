@@ -112,6 +112,7 @@ diesel::table! {
     agent_feeds (agent_id) {
         agent_id -> Text,
         last_seq -> BigInt,
+        purged_through -> BigInt,
     }
 }
 

@@ -55,6 +55,10 @@ impl From<diesel::result::Error> for ServiceError {
                 DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
                 _,
             ) => Self::Conflict,
+            // PostgreSQL broke a lock cycle by aborting this transaction: retrying is safe.
+            Error::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                Self::Conflict
+            }
             e => Self::Internal(format!("database: {e}")),
         }
     }

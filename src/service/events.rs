@@ -33,6 +33,8 @@ pub struct WatchPage {
     pub events: Vec<Event>,
     /// The cursor to pass next: the last event's, or the one given when there was none.
     pub cursor: i64,
+    /// The session is over (its last event is in the log) or gone: nothing more will come.
+    pub over: bool,
 }
 
 /// When a wait for events ends early.
@@ -105,7 +107,19 @@ pub async fn watch(
             .await?;
         if !events.is_empty() || (over && until == Until::EventsOrOver) {
             let cursor = events.last().map_or(cursor, |e| feed.position(e));
-            return Ok(WatchPage { events, cursor });
+            return Ok(WatchPage {
+                events,
+                cursor,
+                over,
+            });
+        }
+        if over {
+            // Nothing after the cursor and nothing to come: a stream has nothing to wait for.
+            return Ok(WatchPage {
+                events,
+                cursor,
+                over,
+            });
         }
         loop {
             tokio::select! {
@@ -114,14 +128,14 @@ pub async fn watch(
                     Ok(_) => continue,
                     // Missed notices: read again rather than guess.
                     Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return Ok(WatchPage { events, cursor }),
+                    Err(RecvError::Closed) => return Ok(WatchPage { events, cursor, over }),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Ok(WatchPage { events, cursor });
+                    return Ok(WatchPage { events, cursor, over });
                 }
                 // Shutting down: answer now rather than hold the drain.
                 _ = stopping.wait_for(|stop| *stop) => {
-                    return Ok(WatchPage { events, cursor });
+                    return Ok(WatchPage { events, cursor, over });
                 }
             }
         }
@@ -138,20 +152,19 @@ fn read_agent(
     limit: i64,
 ) -> ServiceResult<(Vec<Event>, bool)> {
     caller.may_act_for_agent(id)?;
-    let (last, oldest) = repo::agent_feed_bounds(conn, id)?;
-    if last.is_none() && agents::find(conn, id)?.is_none() {
+    let feed = repo::agent_feed(conn, id)?;
+    if feed.is_none() && agents::find(conn, id)?.is_none() {
         return Err(ServiceError::AgentNotFound(id));
     }
-    // Events after the cursor were dropped with their purged sessions: the reader missed
-    // something it can no longer get, and must resync (cursor 0 reads what is kept).
-    let missed = cursor > 0
-        && last.is_some_and(|last| cursor < last)
-        && oldest.is_none_or(|oldest| oldest > cursor + 1);
-    if missed {
-        return Err(ServiceError::CursorExpired {
-            cursor,
-            oldest: oldest.unwrap_or_default(),
-        });
+    // Events after the cursor were purged with their sessions: the reader missed something
+    // it can no longer get, and must resync (cursor 0 reads what is kept).
+    if let Some((_, purged_through)) = feed {
+        if cursor > 0 && cursor < purged_through {
+            return Err(ServiceError::CursorExpired {
+                cursor,
+                oldest: purged_through + 1,
+            });
+        }
     }
     Ok((repo::agent_after(conn, id, cursor, limit)?, false))
 }

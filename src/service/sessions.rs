@@ -265,9 +265,7 @@ pub async fn update_timeout(
     id: SessionId,
     patch: PartialTimeoutConfig,
 ) -> ServiceResult<Snapshot> {
-    // A shorter timeout can bring the session's deadline before the planned one.
-    state.deadlines.notify_one();
-    mutate_snapshot(state, caller, id, move |s, now| {
+    let updated = mutate_snapshot(state, caller, id, move |s, now| {
         let config = s.config.overridden(&patch, ConfigSource::Session);
         let expires_at = policy::expiry(&config.config, s.created_at, now);
         if policy::is_expired(expires_at, now) {
@@ -284,7 +282,10 @@ pub async fn update_timeout(
             expires_at: s.expires_at,
         }))
     })
-    .await
+    .await?;
+    // Committed: a shorter timeout can bring the session's deadline before the planned one.
+    state.deadlines.notify_one();
+    Ok(updated)
 }
 
 /// Deletes the session and everything it owns (its messages and tokens); an API key may
@@ -298,15 +299,19 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
                 repo::lock(conn, id)?;
                 let session = load_for(conn, &caller, id)?;
                 let agent_id = session.agent_id;
+                let already_over = session.status != SessionStatus::Active;
                 if let Caller::SessionToken { .. } = caller {
                     live(session, now)?;
                 }
-                // The log outlives the session: a reader learns why it is gone.
-                let ended = EventKind::SessionEnded {
-                    reason: EndReason::Deleted,
-                    ended_at: now,
-                };
-                events::record(conn, id, agent_id, ended, now)?;
+                // The log outlives the session: a reader learns why it is gone (unless its
+                // end or expiry is recorded already).
+                if !already_over {
+                    let ended = EventKind::SessionEnded {
+                        reason: EndReason::Deleted,
+                        ended_at: now,
+                    };
+                    events::record(conn, id, agent_id, ended, now)?;
+                }
                 if repo::delete(conn, id)? {
                     Ok(agent_id)
                 } else {

@@ -18,6 +18,7 @@ backend_tests!(
     a_sessions_open_streams_are_limited_and_given_back,
     a_credentials_open_streams_are_limited,
     a_waiting_watch_holds_a_slot_until_it_answers,
+    a_reconnect_after_the_last_event_is_204,
 );
 
 /// One event of a stream: its `id:`, `event:` and parsed `data:`.
@@ -303,4 +304,42 @@ async fn a_waiting_watch_holds_a_slot_until_it_answers(kind: Kind) {
         "the slot was given back: {}",
         again.text
     );
+}
+
+async fn a_reconnect_after_the_last_event_is_204(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    let (status, _) = app.delete(paths::session(&id)).await;
+    assert_eq!(status, StatusCode::OK);
+    // An EventSource that saw `session.ended` (cursor 2) reconnects with it: nothing more
+    // will come, and a 204 makes it stop reconnecting.
+    let reply = app
+        .call(Method::GET, events_path(&id))
+        .header("Last-Event-ID", "2")
+        .open()
+        .await;
+    assert_eq!(reply.status(), StatusCode::NO_CONTENT);
+    // From before the end, the stream sends it and ends.
+    let mut events = Events::open(&app, &id, Some(("Last-Event-ID", "1"))).await;
+    events.expect(2, "session.ended").await;
+    assert!(events.next().await.is_none());
+}
+
+/// PostgreSQL: a stream on one instance receives a message posted through another instance
+/// sharing the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_stream_receives_a_message_posted_through_another_instance() {
+    let Some(kind) = Kind::postgres() else {
+        return;
+    };
+    let writer = TestApp::spawn(kind).await;
+    let reader = TestApp::spawn_on(writer.db.clone(), |_| {}).await;
+    let id = writer.session().await;
+    let mut events = Events::open(&reader, &id, None).await;
+    events.expect(1, "session.created").await;
+    // The reader's LISTEN connection is up by now (it connected at start-up).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = writer.message(&id, "across instances").await;
+    let frame = events.expect(2, "message.created").await;
+    assert_eq!(frame.data["data"]["id"], sent["id"]);
 }

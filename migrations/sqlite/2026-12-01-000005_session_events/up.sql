@@ -21,11 +21,13 @@ CREATE TABLE session_events (
 CREATE INDEX session_events_ended ON session_events (event_type, created_at);
 CREATE UNIQUE INDEX session_events_agent_feed ON session_events (agent_id, agent_seq);
 
--- The last `agent_seq` handed out per agent. No foreign key: an agent's feed outlives the
--- agent (its sessions' `session.ended` come after its deletion).
+-- The last `agent_seq` handed out per agent, and the highest one purged (with its session):
+-- a reader whose cursor is below it has missed events it can no longer get. No foreign key:
+-- an agent's feed outlives the agent (its sessions' `session.ended` come after its deletion).
 CREATE TABLE agent_feeds (
     agent_id TEXT PRIMARY KEY NOT NULL,
-    last_seq BIGINT NOT NULL
+    last_seq BIGINT NOT NULL,
+    purged_through BIGINT NOT NULL DEFAULT 0
 );
 
 -- The `expires_at` each session was last warned for (`session.expiring`): a session is warned

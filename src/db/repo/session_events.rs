@@ -59,23 +59,34 @@ fn next_agent_seq(conn: &mut DbConnection, agent_id: AgentId) -> QueryResult<i64
     Ok(1)
 }
 
-/// The agent's last handed-out feed position and the oldest still stored (the logs of purged
-/// sessions go with them).
-pub fn agent_feed_bounds(
-    conn: &mut DbConnection,
-    agent: AgentId,
-) -> QueryResult<(Option<i64>, Option<i64>)> {
-    let agent = agent.to_string();
-    let last = f::agent_feeds
-        .find(&agent)
-        .select(f::last_seq)
+/// The agent's feed, if it ever had an event: `(last_seq, purged_through)`.
+pub fn agent_feed(conn: &mut DbConnection, agent: AgentId) -> QueryResult<Option<(i64, i64)>> {
+    f::agent_feeds
+        .find(agent.to_string())
+        .select((f::last_seq, f::purged_through))
         .get_result(conn)
-        .optional()?;
-    let oldest = e::session_events
-        .filter(e::agent_id.eq(&agent))
-        .select(diesel::dsl::min(e::agent_seq))
-        .get_result::<Option<i64>>(conn)?;
-    Ok((last, oldest))
+        .optional()
+}
+
+/// Before these sessions' logs are deleted: remembers, per agent, the highest feed position
+/// that goes with them.
+fn note_purged(conn: &mut DbConnection, sessions: &[String]) -> QueryResult<()> {
+    let highest: Vec<(String, Option<i64>)> = e::session_events
+        .filter(e::session_id.eq_any(sessions))
+        .group_by(e::agent_id)
+        .select((e::agent_id, diesel::dsl::max(e::agent_seq)))
+        .load(conn)?;
+    for (agent, seq) in highest {
+        let Some(seq) = seq else { continue };
+        diesel::update(
+            f::agent_feeds
+                .find(&agent)
+                .filter(f::purged_through.lt(seq)),
+        )
+        .set(f::purged_through.eq(seq))
+        .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Up to `limit` events of the agent's sessions after `cursor` in its feed, oldest first.
@@ -141,11 +152,13 @@ pub fn purge_deleted(conn: &mut DbConnection, before: i64, batch: i64) -> QueryR
     if gone.is_empty() {
         return Ok(0);
     }
+    note_purged(conn, &gone)?;
     diesel::delete(e::session_events.filter(e::session_id.eq_any(&gone))).execute(conn)
 }
 
 /// Deletes the logs of these sessions (purged with them).
 pub fn delete_for(conn: &mut DbConnection, sessions: &[String]) -> QueryResult<usize> {
+    note_purged(conn, sessions)?;
     diesel::delete(e::session_events.filter(e::session_id.eq_any(sessions))).execute(conn)
 }
 
