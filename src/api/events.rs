@@ -15,7 +15,7 @@ use crate::api::messages::MessageResponse;
 use crate::api::sessions::SessionResponse;
 use crate::clock::to_rfc3339;
 use crate::domain::{AgentId, Caller, Event, EventKind, Scope, SessionId};
-use crate::service::events::{self as service, Feed, Until};
+use crate::service::events::{self as service, Feed};
 use crate::service::sessions::Snapshot;
 use crate::state::AppState;
 
@@ -194,16 +194,7 @@ async fn watch_feed(
     let wait = extract::int_param("timeout", params.timeout.as_deref(), 25_000, (0, 60_000))?;
     let limit = extract::int_param("limit", params.limit.as_deref(), 100, (1, 500))?;
     let wait = Duration::from_millis(wait.unsigned_abs());
-    let page = service::watch(
-        state,
-        &caller,
-        feed,
-        cursor,
-        limit,
-        wait,
-        Until::EventsOrOver,
-    )
-    .await?;
+    let page = service::watch(state, &caller, feed, cursor, limit, wait).await?;
     Ok(HttpResponse::Ok().json(WatchResponse {
         events: page
             .events
@@ -231,13 +222,17 @@ pub struct StreamParams {
     pub access_token: Option<String>,
 }
 
-/// A stream's position: what it has read and not yet sent.
+/// A stream's position: what it has read and not yet sent, and what wakes it.
 struct Stream {
     state: web::Data<AppState>,
     caller: Caller,
     feed: Feed,
     cursor: i64,
     pending: std::collections::VecDeque<Event>,
+    /// Subscribed before the first read, so nothing committed since is missed.
+    notices: tokio::sync::broadcast::Receiver<crate::events::Notice>,
+    /// A notice said the feed grew: read it.
+    stale: bool,
     /// The session's last event was sent: the stream ends.
     done: bool,
     /// Held while the stream is open (until it ends or its client leaves).
@@ -264,10 +259,13 @@ fn is_last(event: &Event) -> bool {
 }
 
 impl Stream {
-    /// The next chunk: a pending event, else whatever the log gets next, else a keep-alive.
-    /// `None` ends the stream: after the session's last event, when the service stops, or
-    /// when the log cannot be read any more (purged, or the database failing).
+    /// The next chunk: a pending event; else, once a notice says the feed grew, what it got;
+    /// else a keep-alive comment. An idle stream does not touch the database: it reads only
+    /// when woken. `None` ends the stream: after the session's last event, when the service
+    /// stops, or when the feed cannot be read any more (purged, or the database failing).
     async fn next(mut self) -> Option<(Result<web::Bytes, std::convert::Infallible>, Self)> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut stopping = self.state.stopping.clone();
         loop {
             if self.done {
                 return None;
@@ -278,33 +276,43 @@ impl Stream {
                 self.done = matches!(self.feed, Feed::Session(_)) && is_last(&event);
                 return Some((Ok(frame(&event, self.feed)), self));
             }
-            if *self.state.stopping.borrow() {
-                return None;
-            }
-            let page = service::watch(
-                &self.state,
-                &self.caller,
-                self.feed,
-                self.cursor,
-                STREAM_BATCH,
-                KEEP_ALIVE,
-                Until::Events,
-            )
-            .await;
-            match page {
-                // The session's last event was sent before (a reconnect after it): end.
-                Ok(page) if page.events.is_empty() && page.over => return None,
-                Ok(page) if page.events.is_empty() => {
-                    if *self.state.stopping.borrow() {
+            if self.stale {
+                self.stale = false;
+                let page = service::read_once(
+                    &self.state,
+                    &self.caller,
+                    self.feed,
+                    self.cursor,
+                    STREAM_BATCH,
+                )
+                .await;
+                match page {
+                    Ok(page) if page.events.is_empty() && page.over => return None,
+                    Ok(page) => {
+                        // A full batch may not be all: read again once it is sent.
+                        self.stale = page.events.len() as i64 == STREAM_BATCH;
+                        self.pending.extend(page.events);
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %e, "an event stream ends");
                         return None;
                     }
+                }
+                continue;
+            }
+            if *stopping.borrow() {
+                return None;
+            }
+            tokio::select! {
+                notice = self.notices.recv() => match notice {
+                    Ok(notice) => self.stale = self.feed.concerns(&notice),
+                    Err(RecvError::Lagged(_)) => self.stale = true,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep(KEEP_ALIVE) => {
                     return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), self));
                 }
-                Ok(page) => self.pending.extend(page.events),
-                Err(e) => {
-                    tracing::info!(error = %e, "an event stream ends");
-                    return None;
-                }
+                _ = stopping.wait_for(|stop| *stop) => return None,
             }
         }
     }
@@ -401,17 +409,9 @@ async fn stream_feed(
 ) -> Result<HttpResponse, ApiError> {
     let slot = state.streams.acquire(feed.identity(), caller.identity())?;
     let cursor = start_cursor(req, params.cursor.as_deref())?;
+    let notices = state.events.subscribe();
     // The first read answers access and existence as a status, before the stream starts.
-    let first = service::watch(
-        &state,
-        &caller,
-        feed,
-        cursor,
-        STREAM_BATCH,
-        Duration::ZERO,
-        Until::Events,
-    )
-    .await?;
+    let first = service::read_once(&state, &caller, feed, cursor, STREAM_BATCH).await?;
     if first.events.is_empty() && first.over {
         // A reconnecting EventSource after the session's last event: 204 tells it to stop.
         return Ok(HttpResponse::NoContent().finish());
@@ -422,7 +422,9 @@ async fn stream_feed(
         caller,
         feed,
         cursor,
+        stale: first.events.len() as i64 == STREAM_BATCH,
         pending: first.events.into(),
+        notices,
         done: false,
         _slot: slot,
     };

@@ -37,16 +37,6 @@ pub struct WatchPage {
     pub over: bool,
 }
 
-/// When a wait for events ends early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
-    /// Events came, or the session is over (a long-poll: none may ever come).
-    EventsOrOver,
-    /// Events came (a stream: it ends with the `session.expired`/`session.ended` event, which
-    /// the reaper may record a little after the session is over).
-    Events,
-}
-
 /// What is read: one session's log (cursor: the event's `seq`) or one agent's feed, every
 /// event of every session of the agent (cursor: its `agent_seq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +54,8 @@ impl Feed {
         }
     }
 
-    fn concerns(&self, notice: &Notice) -> bool {
+    /// Whether a notice is about this feed.
+    pub fn concerns(&self, notice: &Notice) -> bool {
         match self {
             Feed::Session(id) => notice.session == *id,
             Feed::Agent(id) => notice.agent == *id,
@@ -80,9 +71,9 @@ impl Feed {
     }
 }
 
-/// Events of the feed after `cursor`: at once when there are some (or, with
-/// [`Until::EventsOrOver`], the session is over), else as soon as one is recorded, else none
-/// after `wait` or when the service starts stopping.
+/// A long-poll of the feed after `cursor`: at once when there are events (or the session is
+/// over, so none will come), else as soon as one is recorded, else none after `wait` or when
+/// the service starts stopping.
 pub async fn watch(
     state: &AppState,
     caller: &Caller,
@@ -90,7 +81,6 @@ pub async fn watch(
     cursor: i64,
     limit: i64,
     wait: Duration,
-    until: Until,
 ) -> ServiceResult<WatchPage> {
     // Subscribed before the first read: a change committed between a read and the wait
     // still wakes us.
@@ -105,16 +95,8 @@ pub async fn watch(
                 Feed::Agent(id) => read_agent(conn, &caller, id, cursor, limit),
             })
             .await?;
-        if !events.is_empty() || (over && until == Until::EventsOrOver) {
+        if !events.is_empty() || over {
             let cursor = events.last().map_or(cursor, |e| feed.position(e));
-            return Ok(WatchPage {
-                events,
-                cursor,
-                over,
-            });
-        }
-        if over {
-            // Nothing after the cursor and nothing to come: a stream has nothing to wait for.
             return Ok(WatchPage {
                 events,
                 cursor,
@@ -140,6 +122,29 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// One read of the feed after `cursor`, without waiting.
+pub async fn read_once(
+    state: &AppState,
+    caller: &Caller,
+    feed: Feed,
+    cursor: i64,
+    limit: i64,
+) -> ServiceResult<WatchPage> {
+    let caller = caller.clone();
+    let (events, over) = state
+        .db(move |conn| match feed {
+            Feed::Session(id) => read(conn, &caller, id, cursor, limit),
+            Feed::Agent(id) => read_agent(conn, &caller, id, cursor, limit),
+        })
+        .await?;
+    let cursor = events.last().map_or(cursor, |e| feed.position(e));
+    Ok(WatchPage {
+        events,
+        cursor,
+        over,
+    })
 }
 
 /// The agent's feed after `cursor` (never over: new sessions may come). It outlives the agent
