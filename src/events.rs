@@ -145,7 +145,7 @@ impl Drop for StreamSlot {
 
 /// How often the listening connection is checked for notifications (a non-blocking read of
 /// its socket, not a query).
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(10);
 
 /// Listens on PostgreSQL for other instances' events and publishes them here, until `stop`
 /// turns true (or its sender is gone). One connection per instance, outside the pool; it
