@@ -143,7 +143,8 @@ impl Frames {
                 }
             }
             let chunk = self.response.chunk().await.expect("read").expect("open");
-            self.buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
         }
     }
 }
@@ -194,9 +195,12 @@ async fn idle_streams(server: &Server) {
         .collect::<Vec<_>>()
         .chunks(500)
     {
-        let opened =
-            futures::future::join_all(chunk.iter().map(|id| Frames::open(&client, &server.base, id)))
-                .await;
+        let opened = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|id| Frames::open(&client, &server.base, id)),
+        )
+        .await;
         open.extend(opened);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -217,7 +221,8 @@ fn postgres() -> Option<String> {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let mut conn = PgConnection::establish(&admin).ok()?;
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    conn.batch_execute(&format!("CREATE SCHEMA {schema}")).ok()?;
+    conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .ok()?;
     let sep = if admin.contains('?') { '&' } else { '?' };
     Some(format!("{admin}{sep}options=-csearch_path%3D{schema}"))
 }
@@ -232,7 +237,12 @@ fn main() {
             Some(url) => {
                 let (a, b) = (start(&url).await, start(&url).await);
                 latency("latency, one instance (PostgreSQL)", &a.base, &a.base).await;
-                latency("latency, across two instances (PostgreSQL)", &a.base, &b.base).await;
+                latency(
+                    "latency, across two instances (PostgreSQL)",
+                    &a.base,
+                    &b.base,
+                )
+                .await;
             }
             None => println!("PostgreSQL not reachable: its latencies are skipped"),
         }

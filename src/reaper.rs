@@ -84,8 +84,8 @@ pub struct ReapReport {
     /// Ids this pass warned (`session.expiring`).
     pub warned: Vec<SessionId>,
     pub purged: usize,
-    /// Logs of sessions deleted longer than the retention window ago (a purged session's log
-    /// goes with it).
+    /// Events purged: logs of sessions deleted longer than the retention window ago (a purged
+    /// session's log goes with it), and events older than the window of long-lived sessions.
     pub events_purged: usize,
     /// Idempotency records older than 24 h that were dropped.
     pub idempotency_keys_purged: usize,
@@ -164,6 +164,10 @@ impl Reaper {
         })?;
         report.events_purged = drain(&mut conn, |c| {
             session_events::purge_deleted(c, closed_before, self.batch_size)
+        })?;
+        // Long-lived sessions keep only the events of the retention window.
+        report.events_purged += drain(&mut conn, |c| {
+            session_events::purge_old(c, closed_before, self.batch_size)
         })?;
         report.idempotency_keys_purged = drain(&mut conn, |c| {
             idempotency::purge(c, now.saturating_sub(TTL_MS), self.batch_size)

@@ -139,6 +139,7 @@ pub struct WatchParams {
         (status = 200, description = "Events after the cursor (possibly none, at the timeout)", body = WatchResponse),
         (status = 400, description = "Malformed id or parameter (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown, or gone with its log (SESSION_NOT_FOUND)", body = ErrorBody),
+        (status = 410, description = "Events after the cursor were purged (older than the retention window; CURSOR_EXPIRED): resync from cursor 0", body = ErrorBody),
         AuthErrors,
         ServerErrors,
     )
@@ -350,6 +351,7 @@ fn start_cursor(req: &actix_web::HttpRequest, query: Option<&str>) -> Result<i64
         (status = 204, description = "The session's last event is before the cursor: nothing more will come (an EventSource stops reconnecting)"),
         (status = 400, description = "Malformed id or cursor (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown, or gone with its log (SESSION_NOT_FOUND)", body = ErrorBody),
+        (status = 410, description = "Events after the cursor were purged (older than the retention window; CURSOR_EXPIRED): resync from cursor 0", body = ErrorBody),
         AuthErrors,
         ServerErrors,
     )

@@ -206,5 +206,14 @@ fn read(
             true
         }
     };
+    // The oldest events of a long-lived session are purged after the retention window: a
+    // reader whose cursor is before what is kept missed them and must resync.
+    if cursor > 0 {
+        if let Some(oldest) = repo::oldest_seq(conn, id)? {
+            if oldest > cursor + 1 {
+                return Err(ServiceError::CursorExpired { cursor, oldest });
+            }
+        }
+    }
     Ok((repo::after(conn, id, cursor, limit)?, over))
 }

@@ -37,6 +37,7 @@ backend_tests!(
     watch_of_an_unknown_session_is_404,
     the_reaper_purges_a_deleted_sessions_log_after_retention,
     the_retention_window_counts_from_the_last_event,
+    a_long_lived_session_keeps_the_window_and_an_older_cursor_is_410,
 );
 
 const HOUR: i64 = 60 * MINUTE;
@@ -844,25 +845,21 @@ async fn the_reaper_purges_a_deleted_sessions_log_after_retention(kind: Kind) {
     let (status, _) = app.delete(paths::session(&id)).await;
     assert_eq!(status, StatusCode::OK);
 
-    // The session.ended event is at 00:01; the window is 24 h.
+    // The session.ended event is at 00:01; the window is 24 h. Only the events older than
+    // the window go (both sessions' session.created, at 00:00).
     app.clock.set(T0 + MINUTE + 24 * HOUR - 1);
     let report = app.reap().await;
-    assert_eq!(report.events_purged, 0, "{report:?}");
-    assert_eq!(
-        types(&log(&app, &id).await),
-        ["session.created", "session.ended"]
-    );
+    assert_eq!(report.events_purged, 2, "{report:?}");
+    assert_eq!(types(&log(&app, &id).await), ["session.ended"]);
 
     app.clock.set(T0 + MINUTE + 24 * HOUR);
     let report = app.reap().await;
     assert!(report.events_purged > 0, "{report:?}");
     let (status, body) = app.get(watch(&id, "timeout=0")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "SESSION_NOT_FOUND");
-    // A session that still exists keeps its log (it expired meanwhile: now recorded).
-    assert_eq!(
-        types(&log(&app, &kept).await),
-        ["session.created", "session.expired"]
-    );
+    // A session that still exists keeps what is within the window (it expired meanwhile:
+    // recorded by the first pass).
+    assert_eq!(types(&log(&app, &kept).await), ["session.expired"]);
 }
 
 async fn the_retention_window_counts_from_the_last_event(kind: Kind) {
@@ -876,7 +873,8 @@ async fn the_retention_window_counts_from_the_last_event(kind: Kind) {
     let (status, _) = app.delete(paths::session(&id)).await;
     assert_eq!(status, StatusCode::OK);
 
-    // 24 h after the first event but only 4 h after the last: the log is kept.
+    // 24 h after the first event but only 4 h after the last: the log is kept, all but the
+    // events older than the window.
     app.clock.set(T0 + 24 * HOUR);
     app.reap().await;
     let (status, body) = app.get(watch(&id, "timeout=0")).await;
@@ -885,7 +883,7 @@ async fn the_retention_window_counts_from_the_last_event(kind: Kind) {
         StatusCode::OK,
         "the log is kept 24 h after its last event (session.ended at 20:00): {body}"
     );
-    assert_eq!(types(events(&body)), ["session.created", "session.ended"]);
+    assert_eq!(types(events(&body)), ["session.ended"]);
 
     app.clock.set(T0 + 44 * HOUR);
     app.reap().await;
@@ -1012,4 +1010,34 @@ async fn postgres_a_watch_is_woken_by_another_instance() {
     let took = started.elapsed();
     assert!(took < PROMPT, "woken through PostgreSQL, took {took:?}");
     assert_eq!(body["events"][0]["data"]["id"], sent["id"], "{body}");
+}
+
+async fn a_long_lived_session_keeps_the_window_and_an_older_cursor_is_410(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let long = json!({"timeoutConfig": {"timeoutMinutes": 1440, "maxDurationMinutes": 4320}});
+    let id = id_of(&app.session_with(&agent, long).await);
+    app.message(&id, "day one").await; // cursor 2
+    app.clock.advance_minutes(23 * 60);
+    app.message(&id, "still here").await; // cursors 3 (message) and 4 (renewed)
+
+    // A day and an hour on: the session lives, its first day's events are gone.
+    app.clock.advance_minutes(2 * 60);
+    let report = app.reap().await;
+    assert_eq!(report.events_purged, 2, "{report:?}");
+    let (status, body) = app.get(watch(&id, "cursor=1&timeout=0")).await;
+    assert_error(status, &body, StatusCode::GONE, "CURSOR_EXPIRED");
+    assert_eq!(body["details"]["oldestCursor"], 3);
+    assert_eq!(
+        cursors(events(&watch_ok(&app, &id, "cursor=0&timeout=0").await)),
+        [3, 4]
+    );
+    assert_eq!(
+        cursors(events(&watch_ok(&app, &id, "cursor=2&timeout=0").await)),
+        [3, 4]
+    );
+    // The agent's feed says the same to a reader behind.
+    let feed = format!("/api/agents/{agent}/watch?cursor=1&timeout=0");
+    let (status, body) = app.get(feed).await;
+    assert_error(status, &body, StatusCode::GONE, "CURSOR_EXPIRED");
 }

@@ -19,6 +19,8 @@ CREATE TABLE session_events (
     PRIMARY KEY (session_id, seq)
 );
 CREATE INDEX session_events_ended ON session_events (event_type, created_at);
+-- Events older than the retention window are purged from long-lived sessions too.
+CREATE INDEX session_events_created_at ON session_events (created_at);
 CREATE UNIQUE INDEX session_events_agent_feed ON session_events (agent_id, agent_seq);
 
 -- The last `agent_seq` handed out per agent, and the highest one purged (with its session):

@@ -76,6 +76,13 @@ fn note_purged(conn: &mut DbConnection, sessions: &[String]) -> QueryResult<()> 
         .group_by(e::agent_id)
         .select((e::agent_id, diesel::dsl::max(e::agent_seq)))
         .load(conn)?;
+    raise_purged_through(conn, highest)
+}
+
+fn raise_purged_through(
+    conn: &mut DbConnection,
+    highest: Vec<(String, Option<i64>)>,
+) -> QueryResult<()> {
     for (agent, seq) in highest {
         let Some(seq) = seq else { continue };
         diesel::update(
@@ -154,6 +161,43 @@ pub fn purge_deleted(conn: &mut DbConnection, before: i64, batch: i64) -> QueryR
     }
     note_purged(conn, &gone)?;
     diesel::delete(e::session_events.filter(e::session_id.eq_any(&gone))).execute(conn)
+}
+
+/// Deletes the events recorded at or before `before` from up to `batch` sessions that still
+/// exist (long-lived ones): a session's log loses its oldest events first, so what is kept
+/// is always a suffix, and readers of an older cursor are told (410).
+pub fn purge_old(conn: &mut DbConnection, before: i64, batch: i64) -> QueryResult<usize> {
+    let old: Vec<String> = e::session_events
+        .filter(e::created_at.le(before))
+        .select(e::session_id)
+        .distinct()
+        .limit(batch)
+        .load(conn)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let doomed = e::session_events
+        .filter(e::session_id.eq_any(&old))
+        .filter(e::created_at.le(before));
+    let highest: Vec<(String, Option<i64>)> = doomed
+        .group_by(e::agent_id)
+        .select((e::agent_id, diesel::dsl::max(e::agent_seq)))
+        .load(conn)?;
+    raise_purged_through(conn, highest)?;
+    diesel::delete(
+        e::session_events
+            .filter(e::session_id.eq_any(&old))
+            .filter(e::created_at.le(before)),
+    )
+    .execute(conn)
+}
+
+/// The oldest event kept of the session's log.
+pub fn oldest_seq(conn: &mut DbConnection, session: SessionId) -> QueryResult<Option<i64>> {
+    e::session_events
+        .filter(e::session_id.eq(session.to_string()))
+        .select(diesel::dsl::min(e::seq))
+        .get_result(conn)
 }
 
 /// Deletes the logs of these sessions (purged with them).
