@@ -140,7 +140,7 @@ fn request_path(c: &mut Criterion) {
         events: Arc::new(agent_sessions::events::EventBus::default()),
         stopping: stopping.subscribe(),
         streams: Arc::new(agent_sessions::events::StreamSlots::new(5, 100)),
-        deadlines: Arc::new(tokio::sync::Notify::new()),
+        deadlines: Arc::new(agent_sessions::reaper::Deadlines::default()),
         clock,
         settings: Arc::new(open.settings.clone()),
         started_at: 0,

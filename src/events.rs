@@ -23,6 +23,8 @@ const CAPACITY: usize = 1024;
 pub struct Notice {
     pub session: SessionId,
     pub agent: AgentId,
+    /// Every reader should read again (notifications may have been missed).
+    pub everyone: bool,
 }
 
 impl Notice {
@@ -32,6 +34,7 @@ impl Notice {
         Some(Notice {
             session: session.parse().ok()?,
             agent: agent.parse().ok()?,
+            everyone: false,
         })
     }
 }
@@ -53,7 +56,21 @@ impl EventBus {
     /// commit.
     pub fn publish(&self, session: SessionId, agent: AgentId) {
         // No receiver is not an error: nobody is waiting.
-        let _ = self.tx.send(Notice { session, agent });
+        let _ = self.tx.send(Notice {
+            session,
+            agent,
+            everyone: false,
+        });
+    }
+
+    /// Tells every waiting reader to read again: notifications from other instances may have
+    /// been missed (while the LISTEN connection was down).
+    pub fn wake_all(&self) {
+        let _ = self.tx.send(Notice {
+            session: SessionId::nil(),
+            agent: AgentId::nil(),
+            everyone: true,
+        });
     }
 
     /// Subscribe before reading, so that nothing committed between the read and the wait is
@@ -146,6 +163,8 @@ impl Drop for StreamSlot {
 /// How often the listening connection is checked for notifications (a non-blocking read of
 /// its socket, not a query).
 const POLL: Duration = Duration::from_millis(10);
+/// Every this many checks (30 s), the listening connection is asked a query.
+const CHECK_EVERY: u32 = 3000;
 
 /// Listens on PostgreSQL for other instances' events and publishes them here, until `stop`
 /// turns true (or its sender is gone). One connection per instance, outside the pool; it
@@ -161,7 +180,11 @@ pub async fn listen_postgres(url: String, bus: Arc<EventBus>, mut stop: watch::R
             })
         };
         let mut conn = match connect.await {
-            Ok(Ok(conn)) => conn,
+            Ok(Ok(conn)) => {
+                // Whatever was notified while no connection listened is read now.
+                bus.wake_all();
+                conn
+            }
             failed => {
                 tracing::warn!(error = ?failed.err(), "cannot listen for other instances' events");
                 if sleep_or_stop(&mut stop, Duration::from_secs(1)).await {
@@ -170,19 +193,29 @@ pub async fn listen_postgres(url: String, bus: Arc<EventBus>, mut stop: watch::R
                 continue;
             }
         };
+        let mut polls: u32 = 0;
         loop {
             if sleep_or_stop(&mut stop, POLL).await {
                 return;
             }
+            polls = polls.wrapping_add(1);
+            // A connection that died quietly reports nothing: ask it something now and then.
+            let check = polls % CHECK_EVERY == 0;
             let drained = tokio::task::spawn_blocking(move || {
                 let mut sessions = Vec::new();
-                let mut failed = None;
-                for notification in conn.notifications_iter() {
-                    match notification {
-                        Ok(n) => sessions.extend(Notice::parse(&n.payload)),
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
+                let mut failed = if check {
+                    conn.batch_execute("SELECT 1").err()
+                } else {
+                    None
+                };
+                if failed.is_none() {
+                    for notification in conn.notifications_iter() {
+                        match notification {
+                            Ok(n) => sessions.extend(Notice::parse(&n.payload)),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
                         }
                     }
                 }

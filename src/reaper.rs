@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
@@ -32,6 +34,37 @@ fn drain(
             0 => return Ok(total),
             n => total += n,
         }
+    }
+}
+
+/// What the scheduler plans for, and how the service tells it of a deadline that may come
+/// first (a new session, a shortened timeout) without waking it for every later one.
+pub struct Deadlines {
+    /// The instant the scheduler sleeps towards (`i64::MAX`: none).
+    planned: AtomicI64,
+    wake: Notify,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            planned: AtomicI64::new(i64::MAX),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl Deadlines {
+    /// A session now has a deadline at `at` (its warning window opening, or its expiry):
+    /// wakes the scheduler if that comes before what it planned for.
+    pub fn consider(&self, at: crate::clock::Millis) {
+        if at < self.planned.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+
+    fn plan(&self, at: Option<crate::clock::Millis>) {
+        self.planned.store(at.unwrap_or(i64::MAX), Ordering::SeqCst);
     }
 }
 
@@ -70,8 +103,8 @@ pub struct Reaper {
     pool: DbPool,
     clock: Arc<dyn Clock>,
     events: Arc<EventBus>,
-    /// Poked when a session gets a deadline that may come before the planned one.
-    deadlines: Arc<Notify>,
+    /// Told when a session gets a deadline that may come before the planned one.
+    deadlines: Arc<Deadlines>,
     batch_size: i64,
     retention_ms: i64,
 }
@@ -96,7 +129,7 @@ impl Reaper {
         pool: DbPool,
         clock: Arc<dyn Clock>,
         events: Arc<EventBus>,
-        deadlines: Arc<Notify>,
+        deadlines: Arc<Deadlines>,
         batch_size: i64,
         retention_hours: u64,
     ) -> Self {
@@ -116,6 +149,12 @@ impl Reaper {
     /// One pass: expire everything due, then purge everything past retention, batch by batch
     /// (each batch is its own short transaction). Blocking; call from a blocking thread.
     pub fn run_once(&self) -> Result<ReapReport, DbError> {
+        self.pass(true)
+    }
+
+    /// Warnings and expiries due now; with `purge`, the retention purges as well (they run at
+    /// the sweep interval only: a deadline pass has no reason to scan for them).
+    fn pass(&self, purge: bool) -> Result<ReapReport, DbError> {
         let now = self.clock.now_ms();
         let mut conn = self.pool.get()?;
         let mut report = ReapReport::default();
@@ -157,6 +196,9 @@ impl Reaper {
         // Committed: wake whoever waits on these sessions' logs and their agents' feeds.
         for (session, agent) in notices {
             self.events.publish(session, agent);
+        }
+        if !purge {
+            return Ok(report);
         }
         let closed_before = now.saturating_sub(self.retention_ms);
         report.purged = drain(&mut conn, |c| {
@@ -206,6 +248,7 @@ impl Reaper {
                 None
             }
         };
+        self.deadlines.plan(deadline);
         match deadline {
             Some(at) => {
                 let ms = (at - self.clock.now_ms()).max(0).unsigned_abs();
@@ -223,12 +266,13 @@ impl Reaper {
     pub async fn run(self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
         let mut moves = self.clock.moves();
         let follows_time = self.clock.is_realtime() || moves.is_some();
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
             let wait = self.wait(interval, follows_time).await;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                // A new deadline, or the (manual) clock moved: plan again.
-                _ = self.deadlines.notified() => continue,
+                // A deadline before the planned one, or the (manual) clock moved: plan again.
+                _ = self.deadlines.wake.notified() => continue,
                 Some(_) = async { match moves.as_mut() {
                     Some(m) => m.changed().await.ok(),
                     None => std::future::pending().await,
@@ -238,8 +282,13 @@ impl Reaper {
             if *shutdown.borrow() {
                 break;
             }
+            // The purges at the sweep interval; a deadline pass only warns and expires.
+            let sweep = last_sweep.elapsed() >= interval;
+            if sweep {
+                last_sweep = tokio::time::Instant::now();
+            }
             let this = self.clone();
-            match tokio::task::spawn_blocking(move || this.run_once()).await {
+            match tokio::task::spawn_blocking(move || this.pass(sweep)).await {
                 Ok(Ok(r)) if !r.expired.is_empty() || !r.warned.is_empty() || r.purged > 0 => {
                     tracing::info!(
                         warned = r.warned.len(),

@@ -101,7 +101,7 @@ impl Application {
         let listen_url = (db::Backend::of_url(&settings.database_url) == db::Backend::Postgres)
             .then(|| settings.database_url.clone());
         let (stopping, stop_rx) = watch::channel(false);
-        let deadlines = Arc::new(tokio::sync::Notify::new());
+        let deadlines = Arc::new(crate::reaper::Deadlines::default());
         let reaper = Reaper::new(
             pool.clone(),
             clock.clone(),

@@ -25,7 +25,7 @@ pub struct AppState {
     pub events: Arc<EventBus>,
     pub streams: Arc<StreamSlots>,
     /// Pokes the reaper's scheduler: a session got a deadline that may come first.
-    pub deadlines: Arc<tokio::sync::Notify>,
+    pub deadlines: Arc<crate::reaper::Deadlines>,
     /// True once the service is stopping.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

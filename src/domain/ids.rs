@@ -44,6 +44,11 @@ macro_rules! uuid_ids {
                 Self(Uuid::new_v4())
             }
 
+            /// The all-zero id, which no real one is.
+            pub fn nil() -> Self {
+                Self(Uuid::nil())
+            }
+
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }

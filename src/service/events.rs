@@ -56,6 +56,9 @@ impl Feed {
 
     /// Whether a notice is about this feed.
     pub fn concerns(&self, notice: &Notice) -> bool {
+        if notice.everyone {
+            return true;
+        }
         match self {
             Feed::Session(id) => notice.session == *id,
             Feed::Agent(id) => notice.agent == *id,

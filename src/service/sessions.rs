@@ -99,8 +99,8 @@ pub async fn create(
     if !created.outcome.replayed {
         let session = &created.outcome.value.session;
         state.events.publish(session.id, session.agent_id);
-        // Its warning or expiry may come before anything the scheduler planned for.
-        state.deadlines.notify_one();
+        // Its warning may come before anything the scheduler planned for.
+        state.deadlines.consider(next_deadline(session));
     }
     Ok(created)
 }
@@ -170,6 +170,15 @@ pub(crate) fn mutate<T>(
     session.version += 1;
     let extra = then(conn, &session)?;
     Ok((session, extra))
+}
+
+/// When the scheduler next has to act for this (unwarned) session: its warning window.
+fn next_deadline(session: &Session) -> Millis {
+    policy::next_deadline(
+        session.expires_at,
+        session.config.config.warning_threshold_minutes,
+        None,
+    )
 }
 
 /// What a change reports in the session's event log, built from the session it left.
@@ -284,7 +293,7 @@ pub async fn update_timeout(
     })
     .await?;
     // Committed: a shorter timeout can bring the session's deadline before the planned one.
-    state.deadlines.notify_one();
+    state.deadlines.consider(next_deadline(&updated.session));
     Ok(updated)
 }
 
