@@ -91,20 +91,9 @@ pub async fn watch(
     let mut stopping = state.stopping.clone();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let caller = caller.clone();
-        let (events, over) = state
-            .db(move |conn| match feed {
-                Feed::Session(id) => read(conn, &caller, id, cursor, limit),
-                Feed::Agent(id) => read_agent(conn, &caller, id, cursor, limit),
-            })
-            .await?;
-        if !events.is_empty() || over {
-            let cursor = events.last().map_or(cursor, |e| feed.position(e));
-            return Ok(WatchPage {
-                events,
-                cursor,
-                over,
-            });
+        let page = read_once(state, caller, feed, cursor, limit).await?;
+        if !page.events.is_empty() || page.over {
+            return Ok(page);
         }
         loop {
             tokio::select! {
@@ -113,15 +102,11 @@ pub async fn watch(
                     Ok(_) => continue,
                     // Missed notices: read again rather than guess.
                     Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return Ok(WatchPage { events, cursor, over }),
+                    Err(RecvError::Closed) => return Ok(page),
                 },
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Ok(WatchPage { events, cursor, over });
-                }
+                _ = tokio::time::sleep_until(deadline) => return Ok(page),
                 // Shutting down: answer now rather than hold the drain.
-                _ = stopping.wait_for(|stop| *stop) => {
-                    return Ok(WatchPage { events, cursor, over });
-                }
+                _ = stopping.wait_for(|stop| *stop) => return Ok(page),
             }
         }
     }

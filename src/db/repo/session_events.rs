@@ -103,16 +103,17 @@ pub fn agent_after(
     cursor: i64,
     limit: i64,
 ) -> QueryResult<Vec<Event>> {
-    e::session_events
+    let page = e::session_events
         .filter(e::agent_id.eq(agent.to_string()))
         .filter(e::agent_seq.gt(cursor))
         .order(e::agent_seq.asc())
         .limit(limit)
-        .select(EventRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(Event::try_from)
-        .collect()
+        .select(EventRow::as_select());
+    rows_to_events(page.load(conn)?)
+}
+
+fn rows_to_events(rows: Vec<EventRow>) -> QueryResult<Vec<Event>> {
+    rows.into_iter().map(Event::try_from).collect()
 }
 
 /// The session's last event sequence number (0 before its first event).
@@ -131,16 +132,13 @@ pub fn after(
     cursor: i64,
     limit: i64,
 ) -> QueryResult<Vec<Event>> {
-    e::session_events
+    let page = e::session_events
         .filter(e::session_id.eq(session.to_string()))
         .filter(e::seq.gt(cursor))
         .order(e::seq.asc())
         .limit(limit)
-        .select(EventRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(Event::try_from)
-        .collect()
+        .select(EventRow::as_select());
+    rows_to_events(page.load(conn)?)
 }
 
 /// Deletes the logs of up to `batch` deleted sessions whose `session.ended` is at or before
