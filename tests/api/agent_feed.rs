@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
+use crate::helpers::sse::{EventStream, Frame};
 use crate::helpers::{assert_error, id_of, paths, Kind, TestApp, MINUTE, T0};
 
 backend_tests!(
@@ -127,18 +128,21 @@ fn token_of(created: &Value) -> String {
         .to_owned()
 }
 
-/// One event of a stream: its `id:`, `event:` and parsed `data:`.
-#[derive(Debug)]
-struct Frame {
-    id: i64,
-    event: String,
-    data: Value,
+/// A stream as these tests read it (the reader itself is `helpers::sse::EventStream`).
+struct Events(EventStream);
+
+impl std::ops::Deref for Events {
+    type Target = EventStream;
+
+    fn deref(&self) -> &EventStream {
+        &self.0
+    }
 }
 
-/// Reads an open event stream frame by frame.
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
+impl std::ops::DerefMut for Events {
+    fn deref_mut(&mut self) -> &mut EventStream {
+        &mut self.0
+    }
 }
 
 impl Events {
@@ -152,48 +156,7 @@ impl Events {
     }
 
     fn of(response: reqwest::Response) -> Events {
-        assert_eq!(response.status(), StatusCode::OK);
-        let content_type = response.headers()["content-type"].to_str().unwrap();
-        assert!(
-            content_type.starts_with("text/event-stream"),
-            "{content_type}"
-        );
-        Events {
-            response,
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event (keep-alive comments skipped); `None` once the stream has ended.
-    async fn next(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                if block.starts_with(':') {
-                    continue;
-                }
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name))
-                        .unwrap_or_else(|| panic!("no {name} in {block:?}"))
-                        .to_owned()
-                };
-                return Some(Frame {
-                    id: field("id: ").parse().expect("a numeric id"),
-                    event: field("event: "),
-                    data: serde_json::from_str(&field("data: ")).expect("JSON data"),
-                });
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(5), self.response.chunk())
-                .await
-                .expect("an event or the end within 5 s")
-                .expect("the stream reads");
-            match chunk {
-                Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
-                None => return None,
-            }
-        }
+        Events(EventStream::of(response))
     }
 
     /// The next event must be `event` of `session` at feed position `id`.

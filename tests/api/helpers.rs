@@ -600,3 +600,73 @@ pub mod paths {
         agents().join(&id.to_string())
     }
 }
+
+/// Server-Sent Events as a client reads them.
+pub mod sse {
+    use std::time::Duration;
+
+    use reqwest::StatusCode;
+    use serde_json::Value;
+
+    /// One event of a stream: its `id:`, `event:` and parsed `data:`.
+    #[derive(Debug)]
+    pub struct Frame {
+        pub id: i64,
+        pub event: String,
+        pub data: Value,
+    }
+
+    /// An open event stream, read frame by frame.
+    pub struct EventStream {
+        response: reqwest::Response,
+        buffer: String,
+    }
+
+    impl EventStream {
+        /// A 200 `text/event-stream` answer, to read.
+        pub fn of(response: reqwest::Response) -> EventStream {
+            assert_eq!(response.status(), StatusCode::OK);
+            let content_type = response.headers()["content-type"].to_str().unwrap();
+            assert!(
+                content_type.starts_with("text/event-stream"),
+                "{content_type}"
+            );
+            EventStream {
+                response,
+                buffer: String::new(),
+            }
+        }
+
+        /// The next event (keep-alive comments skipped); `None` once the stream has ended.
+        pub async fn next(&mut self) -> Option<Frame> {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    if block.starts_with(':') {
+                        continue;
+                    }
+                    let field = |name: &str| {
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .unwrap_or_else(|| panic!("no {name} in {block:?}"))
+                            .to_owned()
+                    };
+                    return Some(Frame {
+                        id: field("id: ").parse().expect("a numeric id"),
+                        event: field("event: "),
+                        data: serde_json::from_str(&field("data: ")).expect("JSON data"),
+                    });
+                }
+                let chunk = tokio::time::timeout(Duration::from_secs(5), self.response.chunk())
+                    .await
+                    .expect("an event or the end within 5 s")
+                    .expect("the stream reads");
+                match chunk {
+                    Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                    None => return None,
+                }
+            }
+        }
+    }
+}
