@@ -203,23 +203,12 @@ impl Authenticator {
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        let pool = self.pool.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await;
-        match result {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
+        crate::state::run_blocking(&self.pool, None, f)
+            .await
+            .map_err(|e| {
                 tracing::warn!(error = %e, "credential lookup failed");
-                Err(AuthError::Unavailable)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "credential lookup task failed");
-                Err(AuthError::Unavailable)
-            }
-        }
+                AuthError::Unavailable
+            })
     }
 }
 

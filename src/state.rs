@@ -60,15 +60,25 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = match timeout {
-                Some(t) => pool.get_timeout(t)?,
-                None => pool.get()?,
-            };
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
+        run_blocking(&self.pool, timeout, f).await
     }
+}
+
+/// Runs blocking diesel work with a connection of `pool` on the blocking pool; `timeout`
+/// bounds the wait for the connection (else the pool's own).
+pub async fn run_blocking<T, F>(pool: &DbPool, timeout: Option<Duration>, f: F) -> ServiceResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = match timeout {
+            Some(t) => pool.get_timeout(t)?,
+            None => pool.get()?,
+        };
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
 }

@@ -40,7 +40,7 @@ fn corrupt(
 }
 
 /// Reads one column of a row back into its domain type.
-fn column<T, E: ToString>(
+pub(crate) fn column<T, E: ToString>(
     table: &'static str,
     id: &str,
     name: &'static str,

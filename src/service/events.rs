@@ -194,14 +194,15 @@ fn read(
             true
         }
     };
-    // The oldest events of a long-lived session are purged after the retention window: a
-    // reader whose cursor is before what is kept missed them and must resync.
-    if cursor > 0 {
-        if let Some(oldest) = repo::oldest_seq(conn, id)? {
-            if oldest > cursor + 1 {
-                return Err(ServiceError::CursorExpired { cursor, oldest });
-            }
-        }
+    let events = repo::after(conn, id, cursor, limit)?;
+    // The oldest events of a long-lived session are purged after the retention window, and
+    // what is kept is a gap-free suffix: a first event beyond `cursor + 1` means the reader
+    // missed purged ones and must resync.
+    match events.first() {
+        Some(first) if cursor > 0 && first.seq > cursor + 1 => Err(ServiceError::CursorExpired {
+            cursor,
+            oldest: first.seq,
+        }),
+        _ => Ok((events, over)),
     }
-    Ok((repo::after(conn, id, cursor, limit)?, over))
 }

@@ -1,7 +1,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use crate::db::models::EventRow;
+use crate::db::models::{column, EventRow};
 use crate::db::schema::agent_feeds::dsl as f;
 use crate::db::schema::session_events::dsl as e;
 use crate::db::schema::sessions::dsl as s;
@@ -174,28 +174,17 @@ pub fn purge_old(conn: &mut DbConnection, before: i64, batch: i64) -> QueryResul
     if old.is_empty() {
         return Ok(0);
     }
-    let doomed = e::session_events
-        .filter(e::session_id.eq_any(&old))
-        .filter(e::created_at.le(before));
-    let highest: Vec<(String, Option<i64>)> = doomed
+    let doomed = || {
+        e::session_events
+            .filter(e::session_id.eq_any(&old))
+            .filter(e::created_at.le(before))
+    };
+    let highest: Vec<(String, Option<i64>)> = doomed()
         .group_by(e::agent_id)
         .select((e::agent_id, diesel::dsl::max(e::agent_seq)))
         .load(conn)?;
     raise_purged_through(conn, highest)?;
-    diesel::delete(
-        e::session_events
-            .filter(e::session_id.eq_any(&old))
-            .filter(e::created_at.le(before)),
-    )
-    .execute(conn)
-}
-
-/// The oldest event kept of the session's log.
-pub fn oldest_seq(conn: &mut DbConnection, session: SessionId) -> QueryResult<Option<i64>> {
-    e::session_events
-        .filter(e::session_id.eq(session.to_string()))
-        .select(diesel::dsl::min(e::seq))
-        .get_result(conn)
+    diesel::delete(doomed()).execute(conn)
 }
 
 /// Deletes the logs of these sessions (purged with them).
@@ -217,9 +206,12 @@ pub fn agent_of(conn: &mut DbConnection, session: SessionId) -> QueryResult<Opti
         .optional()?;
     agent
         .map(|a| {
-            a.parse().map_err(|err| {
-                diesel::result::Error::DeserializationError(format!("agent id {a}: {err}").into())
-            })
+            column(
+                "session_events",
+                &session.to_string(),
+                "agent_id",
+                a.parse(),
+            )
         })
         .transpose()
 }

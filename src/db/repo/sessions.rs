@@ -2,7 +2,7 @@ use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
-use crate::db::models::{SessionRow, ACTIVE, ENDED, EXPIRED};
+use crate::db::models::{column, SessionRow, ACTIVE, ENDED, EXPIRED};
 use crate::db::repo::session_events;
 use crate::db::schema::expiry_warnings::dsl as w;
 use crate::db::schema::sessions::dsl as s;
@@ -209,11 +209,7 @@ pub fn in_warning_window(
         .select(s::id)
         .load::<String>(conn)?
         .into_iter()
-        .map(|id| {
-            id.parse().map_err(|e| {
-                diesel::result::Error::DeserializationError(format!("session id {id}: {e}").into())
-            })
-        })
+        .map(|id| column("sessions", &id, "id", id.parse()))
         .collect()
 }
 
@@ -292,10 +288,6 @@ pub fn end_for_agent(
         .returning(s::id)
         .get_results::<String>(conn)?
         .into_iter()
-        .map(|id| {
-            id.parse().map_err(|e| {
-                diesel::result::Error::DeserializationError(format!("session id {id}: {e}").into())
-            })
-        })
+        .map(|id| column("sessions", &id, "id", id.parse()))
         .collect()
 }
