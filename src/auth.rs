@@ -179,7 +179,7 @@ impl Authenticator {
 
     async fn session_token(&self, presented: String) -> Result<Caller, AuthError> {
         let grant = self
-            .blocking(move |conn| tokens::lookup(conn, &presented))
+            .lookup(move |conn| tokens::lookup(conn, &presented))
             .await?;
         let grant = grant.ok_or(AuthError::Unknown)?;
         Ok(Caller::SessionToken {
@@ -192,18 +192,18 @@ impl Authenticator {
     /// A key not in the snapshot: created since it was loaded, or unknown.
     async fn stored_key(&self, digest: String) -> Result<Caller, AuthError> {
         let key = self
-            .blocking(move |conn| Ok(api_keys::find_live_by_hash(conn, &digest)?))
+            .lookup(move |conn| Ok(api_keys::find_live_by_hash(conn, &digest)?))
             .await?;
         key.as_ref().map(key_caller).ok_or(AuthError::Unknown)
     }
 
-    /// A lookup on the blocking pool. A database failure refuses the request as unavailable
+    /// One indexed lookup ([`DbPool::point_read`]). A database failure refuses the request as unavailable
     /// (it cannot be authenticated) and is logged.
-    async fn blocking<T: Send + 'static>(
+    async fn lookup<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        crate::state::run_blocking(&self.pool, None, f)
+        self.pool.point_read(f)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "credential lookup failed");

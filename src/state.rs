@@ -9,7 +9,7 @@ use crate::config::Settings;
 use crate::db::{DbConnection, DbPool};
 use crate::events::{EventBus, StreamSlots};
 use crate::rate_limit::RateLimits;
-use crate::service::{ServiceError, ServiceResult};
+use crate::service::ServiceResult;
 
 /// How long a health probe waits for a database connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -41,7 +41,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
     {
-        self.run_blocking(None, f).await
+        self.pool.run(None, f).await
     }
 
     /// Like [`AppState::db`], but gives up on a connection after `PROBE_TIMEOUT`: health
@@ -52,33 +52,15 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
     {
-        self.run_blocking(Some(PROBE_TIMEOUT), f).await
+        self.pool.run(Some(PROBE_TIMEOUT), f).await
     }
 
-    async fn run_blocking<T, F>(&self, timeout: Option<Duration>, f: F) -> ServiceResult<T>
+    /// One indexed read (see [`DbPool::point_read`]).
+    pub async fn point_read<T, F>(&self, f: F) -> ServiceResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
     {
-        run_blocking(&self.pool, timeout, f).await
+        self.pool.point_read(f).await
     }
-}
-
-/// Runs blocking diesel work with a connection of `pool` on the blocking pool; `timeout`
-/// bounds the wait for the connection (else the pool's own).
-pub async fn run_blocking<T, F>(pool: &DbPool, timeout: Option<Duration>, f: F) -> ServiceResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
-{
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = match timeout {
-            Some(t) => pool.get_timeout(t)?,
-            None => pool.get()?,
-        };
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
 }

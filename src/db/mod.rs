@@ -1,15 +1,18 @@
 //! Storage: one diesel code path over SQLite and PostgreSQL.
 
 pub mod models;
+pub mod pool;
 pub mod repo;
 pub mod schema;
+
+pub use pool::{ConnectionManager, DbPool, PooledConnection};
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
-use diesel::r2d2::{self, ManageConnection};
+use diesel::r2d2;
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -23,9 +26,6 @@ pub enum DbConnection {
     Postgresql(PgConnection),
     Sqlite(SqliteConnection),
 }
-
-pub type DbPool = r2d2::Pool<ConnectionManager>;
-pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -51,6 +51,8 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("connection pool: {0}")]
     Pool(#[from] r2d2::PoolError),
+    #[error("the database is unreachable")]
+    Down,
     #[error("migrations failed: {0}")]
     Migration(String),
     #[error("cannot create the database directory {path}: {source}")]
@@ -60,68 +62,10 @@ pub enum DbError {
     },
 }
 
-/// Picks the backend from the URL scheme, so a bad URL reports the real error at once
-/// (diesel's derived `establish` tries each backend and hides it).
-#[derive(Debug, Clone)]
-pub struct ConnectionManager {
-    url: String,
-    backend: Backend,
-}
-
-impl ConnectionManager {
-    pub fn new(url: &str) -> Self {
-        Self {
-            url: url.to_owned(),
-            backend: Backend::of_url(url),
-        }
-    }
-
-    fn sqlite_path(&self) -> &str {
-        self.url.strip_prefix("sqlite://").unwrap_or(&self.url)
-    }
-
-    fn establish(&self) -> Result<DbConnection, DbError> {
-        Ok(match self.backend {
-            Backend::Postgres => DbConnection::Postgresql(PgConnection::establish(&self.url)?),
-            Backend::Sqlite => {
-                let mut conn = SqliteConnection::establish(self.sqlite_path())?;
-                // Per connection: wait for another process's writer instead of failing, enforce
-                // foreign keys (cascading deletes), and fsync the WAL at every commit: with
-                // NORMAL a power cut can lose the last acknowledged writes, and nothing
-                // acknowledged may be lost (measured: 16 senders 2.3k instead of 4k msgs/s).
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                     PRAGMA synchronous = FULL;",
-                )?;
-                DbConnection::Sqlite(conn)
-            }
-        })
-    }
-}
-
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
-    type Error = DbError;
-
-    fn connect(&self) -> Result<DbConnection, DbError> {
-        self.establish()
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
-        Ok(conn.batch_execute("SELECT 1")?)
-    }
-
-    /// A connection dropped mid-transaction (a panic, a failed rollback) must not go back into
-    /// the pool.
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || DbConnection::is_broken_transaction_manager(conn)
-    }
-}
-
 /// Opens the pool, preparing the SQLite file (directory, WAL) first and running migrations.
 pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, DbError> {
     let manager = ConnectionManager::new(url);
-    if manager.backend == Backend::Sqlite {
+    if manager.backend() == Backend::Sqlite {
         let path = std::path::Path::new(manager.sqlite_path());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::Directory {
@@ -137,11 +81,12 @@ pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, DbError> {
     // Fail fast on an unreachable database instead of r2d2's 30 s default wait.
     let probe = manager.establish()?;
     drop(probe);
-    let pool = r2d2::Pool::builder()
-        .max_size(pool_size)
-        .connection_timeout(Duration::from_secs(5))
-        .build(manager)?;
-    run_migrations(&mut *pool.get()?)?;
+    let pool = DbPool::build(manager, pool_size)?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| DbError::Migration(format!("no connection to migrate with: {e}")))?;
+    run_migrations(&mut conn)?;
+    drop(conn);
     Ok(pool)
 }
 

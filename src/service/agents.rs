@@ -42,7 +42,7 @@ pub async fn put(state: &AppState, input: AgentInput) -> ServiceResult<(Agent, b
 
 pub async fn get(state: &AppState, id: AgentId) -> ServiceResult<Agent> {
     state
-        .db(move |conn| repo::find(conn, id)?.ok_or(ServiceError::AgentNotFound(id)))
+        .point_read(move |conn| repo::find(conn, id)?.ok_or(ServiceError::AgentNotFound(id)))
         .await
 }
 

@@ -59,6 +59,12 @@ impl From<diesel::result::Error> for ServiceError {
             Error::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
                 Self::Conflict
             }
+            // The connection is gone (the server restarted, the network failed): the request
+            // may succeed later, on another connection.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
             e => Self::Internal(format!("database: {e}")),
         }
     }
@@ -70,9 +76,16 @@ impl From<Forbidden> for ServiceError {
     }
 }
 
-impl From<r2d2::Error> for ServiceError {
-    fn from(e: r2d2::Error) -> Self {
-        Self::Unavailable(format!("pool: {e}"))
+impl From<crate::db::DbError> for ServiceError {
+    fn from(e: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match e {
+            DbError::Query(e) => e.into(),
+            e @ (DbError::Pool(_) | DbError::Down | DbError::Connect(_)) => {
+                Self::Unavailable(e.to_string())
+            }
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 

@@ -141,7 +141,7 @@ pub async fn get(state: &AppState, caller: &Caller, id: SessionId) -> ServiceRes
     let now = state.now();
     let caller = caller.clone();
     state
-        .db(move |conn| {
+        .point_read(move |conn| {
             let session = load_live(conn, &caller, id, now)?;
             Ok(Snapshot { session, now })
         })
