@@ -203,12 +203,10 @@ impl Authenticator {
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        self.pool.point_read(f)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "credential lookup failed");
-                AuthError::Unavailable
-            })
+        self.pool.point_read(f).await.map_err(|e| {
+            tracing::warn!(error = %e, "credential lookup failed");
+            AuthError::Unavailable
+        })
     }
 }
 

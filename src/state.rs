@@ -55,6 +55,15 @@ impl AppState {
         self.pool.run(Some(PROBE_TIMEOUT), f).await
     }
 
+    /// Runs `f` in a write transaction, retried when it loses a race (see [`DbPool::write`]).
+    pub async fn write<T, F>(&self, f: F) -> ServiceResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
+    {
+        self.pool.write(f).await
+    }
+
     /// One indexed read (see [`DbPool::point_read`]).
     pub async fn point_read<T, F>(&self, f: F) -> ServiceResult<T>
     where

@@ -1,5 +1,6 @@
 //! Storage: one diesel code path over SQLite and PostgreSQL.
 
+pub mod group_commit;
 pub mod models;
 pub mod pool;
 pub mod repo;
@@ -7,7 +8,7 @@ pub mod schema;
 
 pub use pool::{ConnectionManager, DbPool, PooledConnection};
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -155,9 +156,37 @@ pub fn has_pending_migrations(conn: &mut DbConnection) -> Result<bool, DbError> 
 /// hands the lock straight to the next writer. `busy_timeout` still covers other processes.
 static SQLITE_WRITER: Mutex<()> = Mutex::new(());
 
-/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE` under this process's
-/// writer lock: the write lock is taken up front, because a deferred transaction that reads
-/// first and writes later can fail with `SQLITE_BUSY` without waiting for `busy_timeout`.
+/// Holds this process's SQLite writer lock while a write transaction is open (nothing on
+/// PostgreSQL).
+pub(crate) struct WriteGuard(#[allow(dead_code)] Option<MutexGuard<'static, ()>>);
+
+/// Opens a write transaction. On SQLite it is `BEGIN IMMEDIATE` under this process's writer
+/// lock: the write lock is taken up front, because a deferred transaction that reads first and
+/// writes later can fail with `SQLITE_BUSY` without waiting for `busy_timeout`.
+pub(crate) fn begin_write(conn: &mut DbConnection) -> diesel::QueryResult<WriteGuard> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            // A panic while holding the lock leaves no state behind it to distrust.
+            let guard = SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+            Ok(WriteGuard(Some(guard)))
+        }
+        DbConnection::Postgresql(c) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+            Ok(WriteGuard(None))
+        }
+    }
+}
+
+/// Commits the transaction [`begin_write`] opened (rolling back when the commit fails).
+pub(crate) fn commit_write(conn: &mut DbConnection, _guard: WriteGuard) -> diesel::QueryResult<()> {
+    DbConnection::commit_transaction(conn).inspect_err(|_| {
+        let _ = DbConnection::rollback_transaction(conn);
+    })
+}
+
+/// Runs `f` in a write transaction ([`begin_write`]); commits when it succeeds, rolls back
+/// when it fails.
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -165,24 +194,10 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let _writer = match conn {
-        DbConnection::Sqlite(c) => {
-            // A panic while holding the lock leaves no state behind it to distrust.
-            let guard = SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-            Some(guard)
-        }
-        DbConnection::Postgresql(c) => {
-            AnsiTransactionManager::begin_transaction(c)?;
-            None
-        }
-    };
+    let guard = begin_write(conn)?;
     match f(conn) {
         Ok(value) => {
-            if let Err(e) = DbConnection::commit_transaction(conn) {
-                let _ = DbConnection::rollback_transaction(conn);
-                return Err(e.into());
-            }
+            commit_write(conn, guard)?;
             Ok(value)
         }
         Err(e) => {

@@ -4,17 +4,18 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::connection::TransactionManager;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::sqlite::SqliteConnection;
-use diesel::connection::TransactionManager;
 use diesel::Connection;
 
-use super::{Backend, DbConnection, DbError};
+use super::group_commit::{retry_conflicts, GroupCommit};
+use super::{write_transaction, Backend, DbConnection, DbError};
 use crate::service::{ServiceError, ServiceResult};
 
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
@@ -139,12 +140,17 @@ pub struct DbPool {
     pool: r2d2::Pool<ConnectionManager>,
     health: Arc<Health>,
     backend: Backend,
+    /// SQLite: the group committer, started at the first write.
+    writer: Arc<OnceLock<GroupCommit>>,
+    manager: ConnectionManager,
 }
 
 impl DbPool {
     pub(super) fn build(manager: ConnectionManager, size: u32) -> Result<Self, DbError> {
         let health = Arc::new(Health::default());
         let backend = manager.backend;
+        let writer = Arc::new(OnceLock::new());
+        let kept = manager.clone();
         let pool = r2d2::Pool::builder()
             .max_size(size)
             .connection_timeout(CHECKOUT_TIMEOUT)
@@ -156,6 +162,8 @@ impl DbPool {
             pool,
             health,
             backend,
+            writer,
+            manager: kept,
         })
     }
 
@@ -208,6 +216,35 @@ impl DbPool {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// Runs `f` in a write transaction, again while it fails with [`ServiceError::Conflict`];
+    /// answers once the transaction is committed. On SQLite it joins the next group commit
+    /// (see [`GroupCommit`]); on PostgreSQL it is a transaction of its own on the blocking pool.
+    pub async fn write<T, F>(&self, mut f: F) -> ServiceResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut DbConnection) -> ServiceResult<T> + Send + 'static,
+    {
+        match self.backend {
+            Backend::Sqlite => self.group_commit()?.write(f).await,
+            Backend::Postgres => {
+                self.run(None, move |conn| {
+                    retry_conflicts(|| write_transaction(conn, &mut f))
+                })
+                .await
+            }
+        }
+    }
+
+    /// The SQLite writer, started on first use (a `migrate` or `keys` command never writes
+    /// through it).
+    pub fn group_commit(&self) -> ServiceResult<&GroupCommit> {
+        if let Some(writer) = self.writer.get() {
+            return Ok(writer);
+        }
+        let started = GroupCommit::start(&self.manager).map_err(ServiceError::from)?;
+        Ok(self.writer.get_or_init(|| started))
     }
 
     /// One indexed read. On SQLite it runs right here on the async worker when a connection

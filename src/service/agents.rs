@@ -1,7 +1,7 @@
 use crate::db::repo::{agents as repo, sessions as session_repo};
 use crate::db::write_transaction;
 use crate::domain::{Agent, AgentId, EndReason, EventKind};
-use crate::service::{events, transact, ServiceError, ServiceResult};
+use crate::service::{events, ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::timeout::PartialTimeoutConfig;
 
@@ -18,24 +18,22 @@ pub struct AgentInput {
 pub async fn put(state: &AppState, input: AgentInput) -> ServiceResult<(Agent, bool)> {
     let now = state.now();
     state
-        .db(move |conn| {
-            transact(conn, |conn| {
-                let existing = repo::find(conn, input.id)?;
-                let created = existing.is_none();
-                let agent = Agent {
-                    created_at: existing.map_or(now, |a| a.created_at),
-                    updated_at: now,
-                    id: input.id,
-                    name: input.name.clone(),
-                    timeout_config: input.timeout_config,
-                };
-                if created {
-                    repo::insert(conn, &agent)?;
-                } else {
-                    repo::update(conn, &agent)?;
-                }
-                Ok((agent, created))
-            })
+        .write(move |conn| {
+            let existing = repo::find(conn, input.id)?;
+            let created = existing.is_none();
+            let agent = Agent {
+                created_at: existing.map_or(now, |a| a.created_at),
+                updated_at: now,
+                id: input.id,
+                name: input.name.clone(),
+                timeout_config: input.timeout_config,
+            };
+            if created {
+                repo::insert(conn, &agent)?;
+            } else {
+                repo::update(conn, &agent)?;
+            }
+            Ok((agent, created))
         })
         .await
 }

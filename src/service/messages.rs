@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
 use crate::service::sessions::{load_live, mutate, touch};
-use crate::service::{events, transact, ServiceError, ServiceResult};
+use crate::service::{events, ServiceError, ServiceResult};
 use crate::state::AppState;
 
 /// Validated input for a new message.
@@ -64,53 +64,51 @@ pub async fn send(
     let now = state.now();
     let caller = caller.clone();
     let outcome = state
-        .db(move |conn| {
-            transact(conn, |conn| {
-                idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
-                    let mut was_renewed = false;
-                    let (session, message) = mutate(
-                        conn,
-                        &caller,
-                        session_id,
-                        now,
-                        |s| {
-                            was_renewed = touch(s, now);
-                            Ok(())
-                        },
-                        |conn, s| {
-                            let author = author(&caller, s, input.author_id)?;
-                            let (seq, created_at) = match repo::last_position(conn, s.id)? {
-                                Some((seq, last)) => (seq + 1, now.max(last + 1)),
-                                None => (1, now),
-                            };
-                            let message = Message {
-                                id: MessageId::new_random(),
-                                session_id: s.id,
-                                seq,
-                                author,
-                                content: input.content.clone(),
-                                metadata: input.metadata.clone(),
-                                attachments: input.attachments.clone(),
-                                created_at,
-                            };
-                            repo::insert(conn, &message)?;
-                            Ok(message)
-                        },
-                    )?;
-                    let (id, agent) = (session.id, session.agent_id);
-                    let created = EventKind::MessageCreated {
-                        message: message.clone(),
-                    };
-                    events::record(conn, id, agent, created, now)?;
-                    if was_renewed {
-                        events::record(conn, id, agent, EventKind::renewed(&session), now)?;
-                    }
-                    Ok(Sent {
-                        message,
-                        session,
-                        was_renewed,
-                        now,
-                    })
+        .write(move |conn| {
+            idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
+                let mut was_renewed = false;
+                let (session, message) = mutate(
+                    conn,
+                    &caller,
+                    session_id,
+                    now,
+                    |s| {
+                        was_renewed = touch(s, now);
+                        Ok(())
+                    },
+                    |conn, s| {
+                        let author = author(&caller, s, input.author_id)?;
+                        let (seq, created_at) = match repo::last_position(conn, s.id)? {
+                            Some((seq, last)) => (seq + 1, now.max(last + 1)),
+                            None => (1, now),
+                        };
+                        let message = Message {
+                            id: MessageId::new_random(),
+                            session_id: s.id,
+                            seq,
+                            author,
+                            content: input.content.clone(),
+                            metadata: input.metadata.clone(),
+                            attachments: input.attachments.clone(),
+                            created_at,
+                        };
+                        repo::insert(conn, &message)?;
+                        Ok(message)
+                    },
+                )?;
+                let (id, agent) = (session.id, session.agent_id);
+                let created = EventKind::MessageCreated {
+                    message: message.clone(),
+                };
+                events::record(conn, id, agent, created, now)?;
+                if was_renewed {
+                    events::record(conn, id, agent, EventKind::renewed(&session), now)?;
+                }
+                Ok(Sent {
+                    message,
+                    session,
+                    was_renewed,
+                    now,
                 })
             })
         })

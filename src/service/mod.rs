@@ -13,24 +13,3 @@ pub mod sessions;
 pub mod tokens;
 
 pub use error::{ServiceError, ServiceResult};
-
-use crate::db::{write_transaction, DbConnection};
-
-/// How many times a transaction that lost a race is retried.
-const MAX_ATTEMPTS: usize = 8;
-
-/// Runs `f` in a write transaction, retrying the whole transaction when it returns
-/// [`ServiceError::Conflict`] (an optimistic version check failed, or a concurrent insert of
-/// the same unique key won). Every attempt starts from a fresh read, so retries are safe.
-pub(crate) fn transact<T>(
-    conn: &mut DbConnection,
-    mut f: impl FnMut(&mut DbConnection) -> ServiceResult<T>,
-) -> ServiceResult<T> {
-    for _ in 0..MAX_ATTEMPTS - 1 {
-        match write_transaction(conn, &mut f) {
-            Err(ServiceError::Conflict) => continue,
-            other => return other,
-        }
-    }
-    write_transaction(conn, f)
-}

@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::secret::Secret;
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
-use crate::service::{events, tokens, transact, ServiceError, ServiceResult};
+use crate::service::{events, tokens, ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::timeout::policy::{self, RenewalError};
 use crate::timeout::{ConfigSource, PartialTimeoutConfig};
@@ -53,47 +53,44 @@ pub async fn create(
     let now = state.now();
     let global = state.settings.timeouts;
     let created = state
-        .db(move |conn| {
-            transact(conn, |conn| {
-                let outcome = idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
-                    let agent = agent_repo::find(conn, input.agent_id)?
-                        .ok_or(ServiceError::AgentNotFound(input.agent_id))?;
-                    let config =
-                        policy::merge(global, &agent.timeout_config, &input.timeout_config);
-                    let session = Session {
-                        id: SessionId::new_random(),
-                        agent_id: input.agent_id,
-                        user_id: input.user_id,
-                        status: SessionStatus::Active,
-                        metadata: input.metadata.clone(),
-                        expires_at: policy::expiry(&config.config, now, now),
-                        config,
-                        created_at: now,
-                        last_activity: now,
-                        renewal_count: 0,
-                        closed_at: None,
-                        version: 0,
-                    };
-                    repo::insert(conn, &session)?;
-                    let created = EventKind::SessionCreated {
-                        session: session.clone(),
-                    };
-                    events::record(conn, session.id, session.agent_id, created, now)?;
-                    Ok(Snapshot { session, now })
-                })?;
-                let token = if outcome.replayed {
-                    // Lock, then read: the session may be gone since (deleted, or purged).
-                    let id = outcome.value.session.id;
-                    repo::lock(conn, id)?;
-                    match repo::find(conn, id)? {
-                        Some(session) => Some(tokens::reissue(conn, &session, now)?),
-                        None => None,
-                    }
-                } else {
-                    Some(tokens::issue_first(conn, &outcome.value.session, now)?)
+        .write(move |conn| {
+            let outcome = idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
+                let agent = agent_repo::find(conn, input.agent_id)?
+                    .ok_or(ServiceError::AgentNotFound(input.agent_id))?;
+                let config = policy::merge(global, &agent.timeout_config, &input.timeout_config);
+                let session = Session {
+                    id: SessionId::new_random(),
+                    agent_id: input.agent_id,
+                    user_id: input.user_id,
+                    status: SessionStatus::Active,
+                    metadata: input.metadata.clone(),
+                    expires_at: policy::expiry(&config.config, now, now),
+                    config,
+                    created_at: now,
+                    last_activity: now,
+                    renewal_count: 0,
+                    closed_at: None,
+                    version: 0,
                 };
-                Ok(Created { outcome, token })
-            })
+                repo::insert(conn, &session)?;
+                let created = EventKind::SessionCreated {
+                    session: session.clone(),
+                };
+                events::record(conn, session.id, session.agent_id, created, now)?;
+                Ok(Snapshot { session, now })
+            })?;
+            let token = if outcome.replayed {
+                // Lock, then read: the session may be gone since (deleted, or purged).
+                let id = outcome.value.session.id;
+                repo::lock(conn, id)?;
+                match repo::find(conn, id)? {
+                    Some(session) => Some(tokens::reissue(conn, &session, now)?),
+                    None => None,
+                }
+            } else {
+                Some(tokens::issue_first(conn, &outcome.value.session, now)?)
+            };
+            Ok(Created { outcome, token })
         })
         .await?;
     if !created.outcome.replayed {
@@ -151,7 +148,7 @@ pub async fn get(state: &AppState, caller: &Caller, id: SessionId) -> ServiceRes
 /// Inside a transaction: locks and loads a live session, lets `change` modify it and writes it
 /// back, then lets `then` do the operation's other writes while the row stays locked, so
 /// writers of one session are serialized. The version check is a safety net: should it fail,
-/// [`ServiceError::Conflict`] makes [`super::transact`] retry.
+/// [`ServiceError::Conflict`] makes [`AppState::write`] retry.
 pub(crate) fn mutate<T>(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -193,29 +190,27 @@ async fn mutate_snapshot(
 ) -> ServiceResult<Snapshot> {
     let now = state.now();
     let caller = caller.clone();
-    let snapshot = state
-        .db(move |conn| {
-            let session = transact(conn, |conn| {
-                let mut event = None;
-                let (session, ()) = mutate(
-                    conn,
-                    &caller,
-                    id,
-                    now,
-                    |s| {
-                        event = change(s, now)?;
-                        Ok(())
-                    },
-                    |_, _| Ok(()),
-                )?;
-                if let Some(event_of) = event {
-                    events::record(conn, id, session.agent_id, event_of(&session), now)?;
-                }
-                Ok(session)
-            })?;
-            Ok(Snapshot { session, now })
+    let session = state
+        .write(move |conn| {
+            let mut event = None;
+            let (session, ()) = mutate(
+                conn,
+                &caller,
+                id,
+                now,
+                |s| {
+                    event = change(s, now)?;
+                    Ok(())
+                },
+                |_, _| Ok(()),
+            )?;
+            if let Some(event_of) = event {
+                events::record(conn, id, session.agent_id, event_of(&session), now)?;
+            }
+            Ok(session)
         })
         .await?;
+    let snapshot = Snapshot { session, now };
     state.events.publish(id, snapshot.session.agent_id);
     Ok(snapshot)
 }
@@ -303,30 +298,28 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
     let now = state.now();
     let caller = caller.clone();
     state
-        .db(move |conn| {
-            transact(conn, |conn| {
-                repo::lock(conn, id)?;
-                let session = load_for(conn, &caller, id)?;
-                let agent_id = session.agent_id;
-                let already_over = session.status != SessionStatus::Active;
-                if let Caller::SessionToken { .. } = caller {
-                    live(session, now)?;
-                }
-                // The log outlives the session: a reader learns why it is gone (unless its
-                // end or expiry is recorded already).
-                if !already_over {
-                    let ended = EventKind::SessionEnded {
-                        reason: EndReason::Deleted,
-                        ended_at: now,
-                    };
-                    events::record(conn, id, agent_id, ended, now)?;
-                }
-                if repo::delete(conn, id)? {
-                    Ok(agent_id)
-                } else {
-                    Err(ServiceError::SessionNotFound(id))
-                }
-            })
+        .write(move |conn| {
+            repo::lock(conn, id)?;
+            let session = load_for(conn, &caller, id)?;
+            let agent_id = session.agent_id;
+            let already_over = session.status != SessionStatus::Active;
+            if let Caller::SessionToken { .. } = caller {
+                live(session, now)?;
+            }
+            // The log outlives the session: a reader learns why it is gone (unless its
+            // end or expiry is recorded already).
+            if !already_over {
+                let ended = EventKind::SessionEnded {
+                    reason: EndReason::Deleted,
+                    ended_at: now,
+                };
+                events::record(conn, id, agent_id, ended, now)?;
+            }
+            if repo::delete(conn, id)? {
+                Ok(agent_id)
+            } else {
+                Err(ServiceError::SessionNotFound(id))
+            }
         })
         .await
         .map(|agent| state.events.publish(id, agent))
@@ -341,13 +334,11 @@ pub async fn reissue_token(
     let now = state.now();
     let caller = caller.clone();
     state
-        .db(move |conn| {
-            transact(conn, |conn| {
-                repo::lock(conn, id)?;
-                let session = load_live(conn, &caller, id, now)?;
-                let token = tokens::reissue(conn, &session, now)?;
-                Ok((Snapshot { session, now }, token))
-            })
+        .write(move |conn| {
+            repo::lock(conn, id)?;
+            let session = load_live(conn, &caller, id, now)?;
+            let token = tokens::reissue(conn, &session, now)?;
+            Ok((Snapshot { session, now }, token))
         })
         .await
 }

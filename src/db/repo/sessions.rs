@@ -44,9 +44,12 @@ pub fn find(conn: &mut DbConnection, id: SessionId) -> QueryResult<Option<Sessio
 }
 
 /// Takes the row's write lock for the rest of the transaction (a no-op UPDATE; PostgreSQL
-/// then queues concurrent writers of this session instead of letting them race). SQLite's
-/// `BEGIN IMMEDIATE` already holds the database write lock.
+/// then queues concurrent writers of this session instead of letting them race). On SQLite it
+/// does nothing: `BEGIN IMMEDIATE` already holds the database write lock.
 pub fn lock(conn: &mut DbConnection, id: SessionId) -> QueryResult<()> {
+    if let DbConnection::Sqlite(_) = conn {
+        return Ok(());
+    }
     diesel::update(s::sessions.find(id.to_string()))
         .set(s::version.eq(s::version))
         .execute(conn)
