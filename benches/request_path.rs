@@ -141,6 +141,7 @@ fn request_path(c: &mut Criterion) {
         stopping: stopping.subscribe(),
         streams: Arc::new(agent_sessions::events::StreamSlots::new(5, 100)),
         deadlines: Arc::new(agent_sessions::reaper::Deadlines::default()),
+        metrics: Arc::new(agent_sessions::metrics::Metrics::new()),
         clock,
         settings: Arc::new(open.settings.clone()),
         started_at: 0,

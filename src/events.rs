@@ -143,6 +143,15 @@ impl StreamSlots {
             keys,
         })
     }
+
+    /// Open streams and waiting long-polls, all feeds together (a metric).
+    pub fn open(&self) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.iter()
+            .filter(|(key, _)| matches!(key, SlotKey::Feed(_)))
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 impl Drop for StreamSlot {

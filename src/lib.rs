@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod events;
 pub mod json;
+pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod reaper;

@@ -13,7 +13,7 @@ use crate::api::{self, messages};
 #[openapi(
     info(
         title = "agent-sessions",
-        description = "Durable sessions for conversational agents, speaking the ElizaOS Sessions API.\n\nErrors carry `{error: {code, message, details?}, code, message, details?}`.\n\n**Authentication.** Send an API key or a session token as `Authorization: Bearer <secret>` or as `X-API-KEY: <secret>` (the ElizaOS client's `apiKey`). API keys carry scopes (`sessions:create`, `sessions:read`, `sessions:write`, `sessions:manage`, `sessions:health`, `agents:manage`, `keys:manage`) and may be bound to one agent; each operation says what it needs. A session token (`sessionToken`, from create) opens its own session only. While no key is configured, a server on a loopback address accepts requests without credentials. Rate limits answer 429 with `Retry-After` and `RateLimit-*` headers.",
+        description = "Durable sessions for conversational agents, speaking the ElizaOS Sessions API.\n\nErrors carry `{error: {code, message, details?}, code, message, details?}`.\n\n**Authentication.** Send an API key or a session token as `Authorization: Bearer <secret>` or as `X-API-KEY: <secret>` (the ElizaOS client's `apiKey`). API keys carry scopes (`sessions:create`, `sessions:read`, `sessions:write`, `sessions:manage`, `sessions:health`, `agents:manage`, `keys:manage`, `metrics:read`) and may be bound to one agent; each operation says what it needs. A session token (`sessionToken`, from create) opens its own session only. While no key is configured, a server on a loopback address accepts requests without credentials. Rate limits answer 429 with `Retry-After` and `RateLimit-*` headers.",
     ),
     modifiers(&Security),
     components(schemas(messages::CursorParam)),

@@ -19,6 +19,7 @@ use crate::db::{write_transaction, DbConnection, DbError, DbPool};
 use crate::domain::SessionId;
 use crate::domain::{EventKind, SessionStatus};
 use crate::events::EventBus;
+use crate::metrics::Metrics;
 use crate::service::idempotency::TTL_MS;
 use crate::timeout::policy;
 
@@ -107,6 +108,7 @@ pub struct Reaper {
     deadlines: Arc<Deadlines>,
     batch_size: i64,
     retention_ms: i64,
+    metrics: Arc<Metrics>,
 }
 
 /// What one pass did.
@@ -132,6 +134,7 @@ impl Reaper {
         deadlines: Arc<Deadlines>,
         batch_size: i64,
         retention_hours: u64,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let retention_ms = i64::try_from(retention_hours)
             .unwrap_or(i64::MAX / 3_600_000)
@@ -143,6 +146,7 @@ impl Reaper {
             deadlines,
             batch_size,
             retention_ms,
+            metrics,
         }
     }
 
@@ -155,6 +159,18 @@ impl Reaper {
     /// Warnings and expiries due now; with `purge`, the retention purges as well (they run at
     /// the sweep interval only: a deadline pass has no reason to scan for them).
     fn pass(&self, purge: bool) -> Result<ReapReport, DbError> {
+        let started = std::time::Instant::now();
+        let report = self.pass_inner(purge)?;
+        let m = &self.metrics;
+        m.reaper_pass_seconds
+            .observe(started.elapsed().as_secs_f64());
+        m.reaper_expired_per_pass
+            .observe(report.expired.len() as f64);
+        m.expiries.inc_by(report.expired.len() as u64);
+        Ok(report)
+    }
+
+    fn pass_inner(&self, purge: bool) -> Result<ReapReport, DbError> {
         let now = self.clock.now_ms();
         let mut conn = self.pool.get()?;
         let mut report = ReapReport::default();

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DbError, DbPool};
 use crate::events::{EventBus, StreamSlots};
+use crate::metrics::Metrics;
 use crate::rate_limit::{self, RateLimits};
 use crate::reaper::Reaper;
 use crate::service::ServiceError;
@@ -102,6 +103,15 @@ impl Application {
             .then(|| settings.database_url.clone());
         let (stopping, stop_rx) = watch::channel(false);
         let deadlines = Arc::new(crate::reaper::Deadlines::default());
+        let metrics = Arc::new(Metrics::new());
+        if pool.backend() == db::Backend::Sqlite {
+            let batches = metrics.commit_batch.clone();
+            let _ = pool
+                .group_commit()?
+                .stats()
+                .on_batch
+                .set(Box::new(move |n| batches.observe(n as f64)));
+        }
         let reaper = Reaper::new(
             pool.clone(),
             clock.clone(),
@@ -109,6 +119,7 @@ impl Application {
             deadlines.clone(),
             settings.reaper_batch_size,
             settings.retention_hours,
+            metrics.clone(),
         );
         let reaper_interval = Duration::from_secs(settings.reaper_interval_secs);
         let workers = settings.workers;
@@ -122,6 +133,7 @@ impl Application {
             events: events.clone(),
             streams,
             deadlines,
+            metrics,
             stopping: stop_rx,
         };
         let server = serve(listener, state, workers).map_err(|source| StartupError::Bind {
@@ -306,23 +318,32 @@ async fn serve_openapi(doc: web::Data<serde_json::Value>) -> actix_web::HttpResp
     actix_web::HttpResponse::Ok().json(doc.get_ref())
 }
 
-/// One span per request with method, route, status, latency and session id.
+/// One span per request with method, route, status, latency and session id, and the request
+/// metrics (by route pattern, so ids do not multiply the series).
 async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        route = req.match_pattern().as_deref().unwrap_or("unmatched"),
-    );
+    let route = req.match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let span = tracing::info_span!("request", method = %req.method(), route);
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let method = req.method().clone();
+    let route = route.to_owned();
     let res = next.call(req).instrument(span.clone()).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = res.status().as_u16();
+    if let Some(metrics) = metrics {
+        metrics.observe_request(&route, method.as_str(), status, elapsed);
+    }
     let session_id = res.request().match_info().get("sessionId").unwrap_or("");
     tracing::info!(
         parent: &span,
-        status = res.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        status,
+        latency_ms = elapsed * 1000.0,
         session_id,
         "handled"
     );

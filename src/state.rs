@@ -26,6 +26,7 @@ pub struct AppState {
     pub streams: Arc<StreamSlots>,
     /// Pokes the reaper's scheduler: a session got a deadline that may come first.
     pub deadlines: Arc<crate::reaper::Deadlines>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// True once the service is stopping.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -76,14 +76,15 @@ fn stream_access_token(req: &HttpRequest) -> Option<String> {
 #[derive(Debug, Clone)]
 struct Authentication(Result<Caller, AuthError>);
 
-/// Middleware: authenticates each API request (paths under `/api/`) up front. The result
+/// Middleware: authenticates each API request (paths under `/api/`, and `/metrics`) up front. The result
 /// waits on the request; only a handler that takes [`Auth`] turns a failure into a 401.
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    if let Some(state) = state.filter(|_| req.path().starts_with("/api/")) {
+    let covered = req.path().starts_with("/api/") || req.path() == "/metrics";
+    if let Some(state) = state.filter(|_| covered) {
         let result = match presented(req.request()) {
             Ok(credential) => state.auth.authenticate(credential.as_deref()).await,
             Err(e) => Err(e),
@@ -216,6 +217,7 @@ impl Auth {
                 Ok(self.caller)
             }
             Err(limited) => {
+                state.metrics.rate_limited.inc();
                 self.req.extensions_mut().insert(AppliedLimit(limited.info));
                 Err(ApiError::RateLimited(limited))
             }

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod messages;
+pub mod metrics;
 pub mod routes;
 pub mod sessions;
 

@@ -11,7 +11,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::error::ApiError;
-use crate::api::{agents, events, health, keys, messages, sessions};
+use crate::api::{agents, events, health, keys, messages, metrics, sessions};
 
 const HEALTH: &str = "/api/messaging/sessions/health";
 
@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         // handlers (`DELETE .../health` is not a malformed session id).
         .service(health::livez)
         .service(health::readyz)
+        .service(metrics::scrape)
         .service(health::sessions_health)
         .route(HEALTH, web::route().to(fallback))
         .service(sessions::create)

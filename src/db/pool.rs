@@ -237,13 +237,20 @@ impl DbPool {
         }
     }
 
+    /// Writes waiting for the SQLite group commit (0 on PostgreSQL).
+    pub fn write_queue_depth(&self) -> i64 {
+        self.writer.get().map_or(0, |w| {
+            w.stats().queued.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
     /// The SQLite writer, started on first use (a `migrate` or `keys` command never writes
     /// through it).
-    pub fn group_commit(&self) -> ServiceResult<&GroupCommit> {
+    pub fn group_commit(&self) -> Result<&GroupCommit, DbError> {
         if let Some(writer) = self.writer.get() {
             return Ok(writer);
         }
-        let started = GroupCommit::start(&self.manager).map_err(ServiceError::from)?;
+        let started = GroupCommit::start(&self.manager)?;
         Ok(self.writer.get_or_init(|| started))
     }
 

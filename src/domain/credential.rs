@@ -31,10 +31,12 @@ pub enum Scope {
     AgentsManage,
     #[serde(rename = "keys:manage")]
     KeysManage,
+    #[serde(rename = "metrics:read")]
+    MetricsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::SessionsCreate,
         Scope::SessionsRead,
         Scope::SessionsWrite,
@@ -42,6 +44,7 @@ impl Scope {
         Scope::SessionsHealth,
         Scope::AgentsManage,
         Scope::KeysManage,
+        Scope::MetricsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Scope {
             Scope::SessionsHealth => "sessions:health",
             Scope::AgentsManage => "agents:manage",
             Scope::KeysManage => "keys:manage",
+            Scope::MetricsRead => "metrics:read",
         }
     }
 }
@@ -65,7 +69,7 @@ impl fmt::Display for Scope {
 
 /// A scope name that is not one of [`Scope::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}; expected one of sessions:create, sessions:read, sessions:write, sessions:manage, sessions:health, agents:manage, keys:manage")]
+#[error("unknown scope {0:?}; expected one of sessions:create, sessions:read, sessions:write, sessions:manage, sessions:health, agents:manage, keys:manage, metrics:read")]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scope {
@@ -292,6 +296,6 @@ mod tests {
             Scopes::parse("sessions:read,admin").unwrap_err(),
             UnknownScope("admin".into())
         );
-        assert_eq!(Scopes::all().iter().count(), 7);
+        assert_eq!(Scopes::all().iter().count(), 8);
     }
 }

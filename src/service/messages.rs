@@ -117,6 +117,9 @@ pub async fn send(
         state
             .events
             .publish(session_id, outcome.value.session.agent_id);
+        if outcome.value.was_renewed {
+            state.metrics.renewals.inc();
+        }
     }
     Ok(outcome)
 }

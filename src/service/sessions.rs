@@ -190,7 +190,7 @@ async fn mutate_snapshot(
 ) -> ServiceResult<Snapshot> {
     let now = state.now();
     let caller = caller.clone();
-    let session = state
+    let (session, renewed) = state
         .write(move |conn| {
             let mut event = None;
             let (session, ()) = mutate(
@@ -204,12 +204,18 @@ async fn mutate_snapshot(
                 },
                 |_, _| Ok(()),
             )?;
+            let mut renewed = false;
             if let Some(event_of) = event {
-                events::record(conn, id, session.agent_id, event_of(&session), now)?;
+                let kind = event_of(&session);
+                renewed = matches!(kind, EventKind::SessionRenewed { .. });
+                events::record(conn, id, session.agent_id, kind, now)?;
             }
-            Ok(session)
+            Ok((session, renewed))
         })
         .await?;
+    if renewed {
+        state.metrics.renewals.inc();
+    }
     let snapshot = Snapshot { session, now };
     state.events.publish(id, snapshot.session.agent_id);
     Ok(snapshot)
