@@ -28,8 +28,20 @@ pub struct Notice {
 }
 
 impl Notice {
-    /// The NOTIFY payload form: `"<session id> <agent id>"`.
+    fn everyone() -> Notice {
+        Notice {
+            session: SessionId::nil(),
+            agent: AgentId::nil(),
+            everyone: true,
+        }
+    }
+
+    /// The NOTIFY payload form: `"<session id> <agent id>"`, or `"*"` for events of many
+    /// sessions at once (a reaper batch).
     fn parse(payload: &str) -> Option<Notice> {
+        if payload == crate::db::repo::session_events::EVERYONE {
+            return Some(Notice::everyone());
+        }
         let (session, agent) = payload.split_once(' ')?;
         Some(Notice {
             session: session.parse().ok()?,
@@ -66,11 +78,7 @@ impl EventBus {
     /// Tells every waiting reader to read again: notifications from other instances may have
     /// been missed (while the LISTEN connection was down).
     pub fn wake_all(&self) {
-        let _ = self.tx.send(Notice {
-            session: SessionId::nil(),
-            agent: AgentId::nil(),
-            everyone: true,
-        });
+        let _ = self.tx.send(Notice::everyone());
     }
 
     /// Subscribe before reading, so that nothing committed between the read and the wait is

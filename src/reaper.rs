@@ -23,6 +23,9 @@ use crate::metrics::Metrics;
 use crate::service::idempotency::TTL_MS;
 use crate::timeout::policy;
 
+/// More expired or warned sessions than this in one pass wake every reader once.
+const WAKE_ALL_AFTER: usize = 1000;
+
 /// Runs `batch` in its own short write transaction until it reports that it touched nothing;
 /// returns how many rows all batches touched.
 fn drain(
@@ -194,7 +197,7 @@ impl Reaper {
         }
         drain(&mut conn, |c| {
             let expired = repo::expire_due(c, now, self.batch_size)?;
-            for s in &expired {
+            let events = expired.iter().map(|s| {
                 let kind = EventKind::SessionExpired {
                     reason: policy::expiry_reason(
                         s.created_at,
@@ -203,15 +206,21 @@ impl Reaper {
                     ),
                     expired_at: s.expires_at,
                 };
-                session_events::append(c, s.id, s.agent_id, kind, now)?;
-            }
+                (s.id, s.agent_id, kind)
+            });
+            session_events::append_batch(c, events.collect(), now)?;
             report.expired.extend(expired.iter().map(|s| s.id));
             notices.extend(expired.iter().map(|s| (s.id, s.agent_id)));
             Ok(expired.len())
         })?;
-        // Committed: wake whoever waits on these sessions' logs and their agents' feeds.
-        for (session, agent) in notices {
-            self.events.publish(session, agent);
+        // Committed: wake whoever waits on these sessions' logs and their agents' feeds (all
+        // readers at once after a large pass: cheaper than a notice per session).
+        if notices.len() > WAKE_ALL_AFTER {
+            self.events.wake_all();
+        } else {
+            for (session, agent) in notices {
+                self.events.publish(session, agent);
+            }
         }
         if !purge {
             return Ok(report);

@@ -33,10 +33,12 @@ pub struct ConnectionManager {
 
 impl ConnectionManager {
     pub fn new(url: &str) -> Self {
-        Self {
-            url: url.to_owned(),
-            backend: Backend::of_url(url),
-        }
+        let backend = Backend::of_url(url);
+        let url = match backend {
+            Backend::Postgres => plain_on_loopback(url),
+            Backend::Sqlite => url.to_owned(),
+        };
+        Self { url, backend }
     }
 
     pub fn backend(&self) -> Backend {
@@ -63,6 +65,35 @@ impl ConnectionManager {
                 DbConnection::Sqlite(conn)
             }
         })
+    }
+}
+
+/// A PostgreSQL URL for a server on this machine gets `sslmode=disable` unless it names an
+/// `sslmode` itself: libpq's default (`prefer`) negotiates TLS even on loopback, which protects
+/// nothing there and costs a handshake per connection and encryption on every round trip.
+fn plain_on_loopback(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let authority = authority.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let names_sslmode = query.is_some_and(|q| q.split('&').any(|p| p.starts_with("sslmode=")));
+    match (loopback, names_sslmode, query) {
+        (true, false, Some(_)) => format!("{url}&sslmode=disable"),
+        (true, false, None) => format!("{url}?sslmode=disable"),
+        _ => url.to_owned(),
     }
 }
 
@@ -289,4 +320,41 @@ fn with_connection<T>(
     drop(conn);
     SUSPECT.with(|s| s.set(false));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_on_loopback;
+
+    #[test]
+    fn loopback_postgres_urls_go_without_tls_unless_they_ask() {
+        for (url, expected) in [
+            (
+                "postgres://postgres@127.0.0.1:5432/test",
+                "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+            ),
+            (
+                "postgres://u:p@localhost/db?options=-csearch_path%3Dx",
+                "postgres://u:p@localhost/db?options=-csearch_path%3Dx&sslmode=disable",
+            ),
+            (
+                "postgresql://[::1]:5432/db",
+                "postgresql://[::1]:5432/db?sslmode=disable",
+            ),
+            (
+                "postgres://127.0.0.1/db?sslmode=require",
+                "postgres://127.0.0.1/db?sslmode=require",
+            ),
+            (
+                "postgres://db.example.com/db",
+                "postgres://db.example.com/db",
+            ),
+            (
+                "postgres://u@10.0.0.5:5432/db",
+                "postgres://u@10.0.0.5:5432/db",
+            ),
+        ] {
+            assert_eq!(plain_on_loopback(url), expected, "{url}");
+        }
+    }
 }

@@ -24,6 +24,7 @@ backend_tests!(
     the_feed_outlives_a_deleted_agent,
     an_agents_open_streams_are_limited,
     a_cursor_into_purged_events_is_410_and_cursor_0_resyncs,
+    one_reaper_batch_expiring_many_sessions_keeps_every_feed_gap_free,
 );
 
 /// Well under any long-poll timeout these tests use, well over a prompt answer.
@@ -746,4 +747,56 @@ async fn a_cursor_into_purged_events_is_410_and_cursor_0_resyncs(kind: Kind) {
         "{resync}"
     );
     assert_eq!(kept_events[0]["type"], "session.created");
+}
+
+/// The reaper expires a batch of sessions of two agents at once (one multi-row insert of
+/// their `session.expired` events): each session's log continues at its own next position and
+/// each agent's feed stays gap-free, the expiries after everything recorded before.
+async fn one_reaper_batch_expiring_many_sessions_keeps_every_feed_gap_free(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let (a, b) = (app.agent().await, app.agent().await);
+    let mut sessions = Vec::new();
+    for i in 0..12 {
+        let agent = if i % 3 == 0 { &b } else { &a };
+        let id = id_of(&app.session_with(agent, json!({})).await);
+        if i % 2 == 0 {
+            app.message(&id, "before the end").await;
+        }
+        sessions.push((id, agent.clone()));
+    }
+    app.clock.advance_ms(31 * MINUTE);
+    let report = app.reap().await;
+    assert_eq!(report.expired.len(), 12);
+    for (id, _) in &sessions {
+        let log = session_log(&app, id).await;
+        let expected: Vec<i64> = (1..=log.len() as i64).collect();
+        assert_eq!(cursors(&log), expected, "{log:#?}");
+        assert_eq!(log.last().unwrap()["type"], "session.expired", "{log:#?}");
+    }
+    for agent in [&a, &b] {
+        let events = feed(&app, agent).await;
+        assert_feed(&events, agent);
+        let mine: Vec<&String> = sessions
+            .iter()
+            .filter(|(_, owner)| owner == agent)
+            .map(|(id, _)| id)
+            .collect();
+        let expiries: Vec<&str> = kinds(&events)
+            .into_iter()
+            .filter(|(kind, _)| *kind == "session.expired")
+            .map(|(_, session)| session)
+            .collect();
+        assert_eq!(expiries.len(), mine.len(), "{events:#?}");
+        // The expiries come last, after every event recorded before them.
+        let first_expiry = events
+            .iter()
+            .position(|e| e["type"] == "session.expired")
+            .unwrap();
+        assert!(
+            events[first_expiry..]
+                .iter()
+                .all(|e| e["type"] == "session.expired"),
+            "{events:#?}"
+        );
+    }
 }

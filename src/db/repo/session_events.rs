@@ -1,3 +1,5 @@
+use std::collections::{BTreeMap, HashMap};
+
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
@@ -35,6 +37,78 @@ pub fn append(
     Ok(())
 }
 
+/// Appends one event to each of these sessions, handing out the positions [`append`] would
+/// one by one, in a handful of statements instead of three per event: the reaper expires
+/// sessions by the thousand. The caller holds the sessions' row locks; feed counters are taken
+/// in agent order, so two reapers on one PostgreSQL cannot deadlock on them.
+pub fn append_batch(
+    conn: &mut DbConnection,
+    events: Vec<(SessionId, AgentId, EventKind)>,
+    now: i64,
+) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = events.iter().map(|(s, ..)| s.to_string()).collect();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for chunk in ids.chunks(IN_LIST) {
+        let found: Vec<(String, Option<i64>)> = e::session_events
+            .filter(e::session_id.eq_any(chunk))
+            .group_by(e::session_id)
+            .select((e::session_id, diesel::dsl::max(e::seq)))
+            .load(conn)?;
+        last.extend(found.into_iter().map(|(s, m)| (s, m.unwrap_or(0))));
+    }
+    let mut per_agent: BTreeMap<AgentId, i64> = BTreeMap::new();
+    for (_, agent, _) in &events {
+        *per_agent.entry(*agent).or_default() += 1;
+    }
+    let mut next_agent_seq = HashMap::with_capacity(per_agent.len());
+    for (agent, n) in per_agent {
+        next_agent_seq.insert(agent, bump_agent_seq(conn, agent, n)? - n + 1);
+    }
+    let rows = events
+        .into_iter()
+        .zip(ids)
+        .map(|((session_id, agent_id, kind), id)| {
+            let seq = last.get(&id).copied().unwrap_or(0) + 1;
+            let agent_seq = next_agent_seq.get_mut(&agent_id).map_or(0, |next| {
+                *next += 1;
+                *next - 1
+            });
+            Event {
+                session_id,
+                seq,
+                agent_id,
+                agent_seq,
+                kind,
+                created_at: now,
+            }
+            .to_row()
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    for chunk in rows.chunks(INSERT_ROWS) {
+        // Multi-row INSERTs exist per backend only (diesel's MultiConnection has none).
+        let insert = diesel::insert_into(e::session_events).values(chunk);
+        match conn {
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+            DbConnection::Postgresql(c) => insert.execute(c)?,
+        };
+    }
+    if let DbConnection::Postgresql(c) = conn {
+        c.batch_execute(&format!("NOTIFY {CHANNEL}, '{EVERYONE}'"))?;
+    }
+    Ok(())
+}
+
+/// Ids per `IN (...)` list, and rows per multi-row INSERT (7 parameters each): well under
+/// SQLite's and PostgreSQL's parameter limits.
+const IN_LIST: usize = 1000;
+const INSERT_ROWS: usize = 1000;
+
+/// The NOTIFY payload that wakes every reader (a batch of events of many sessions).
+pub const EVERYONE: &str = "*";
+
 /// The PostgreSQL channel that carries "session S of agent A has a new event" between
 /// instances (the payload is `"<session id> <agent id>"`).
 pub const CHANNEL: &str = "agent_sessions_events";
@@ -44,9 +118,14 @@ pub const CHANNEL: &str = "agent_sessions_events";
 /// rollback). Two first events of an agent racing on the INSERT: the loser's unique
 /// violation retries its whole transaction.
 fn next_agent_seq(conn: &mut DbConnection, agent_id: AgentId) -> QueryResult<i64> {
+    bump_agent_seq(conn, agent_id, 1)
+}
+
+/// Takes `n` feed positions of the agent; returns the last one.
+fn bump_agent_seq(conn: &mut DbConnection, agent_id: AgentId, n: i64) -> QueryResult<i64> {
     let agent = agent_id.to_string();
     let bumped: Option<i64> = diesel::update(f::agent_feeds.find(&agent))
-        .set(f::last_seq.eq(f::last_seq + 1))
+        .set(f::last_seq.eq(f::last_seq + n))
         .returning(f::last_seq)
         .get_result(conn)
         .optional()?;
@@ -54,9 +133,9 @@ fn next_agent_seq(conn: &mut DbConnection, agent_id: AgentId) -> QueryResult<i64
         return Ok(seq);
     }
     diesel::insert_into(f::agent_feeds)
-        .values((f::agent_id.eq(&agent), f::last_seq.eq(1)))
+        .values((f::agent_id.eq(&agent), f::last_seq.eq(n)))
         .execute(conn)?;
-    Ok(1)
+    Ok(n)
 }
 
 /// The agent's feed, if it ever had an event: `(last_seq, purged_through)`.
