@@ -22,6 +22,8 @@ pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
 /// How long a request waits for a free connection while the database is believed up.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a waiting request looks whether the database was found down meanwhile.
+const DOWN_CHECK: Duration = Duration::from_millis(50);
 
 /// Picks the backend from the URL scheme, so a bad URL reports the real error at once
 /// (diesel's derived `establish` tries each backend and hides it).
@@ -225,10 +227,21 @@ impl DbPool {
         if self.health.is_down() {
             return Err(DbError::Down);
         }
+        // Wait in short slices: r2d2 does not wake waiters when a reconnect fails, and a
+        // request must not sit out the whole timeout once the database is known to be down.
         self.health.waiting.fetch_add(1, Ordering::Relaxed);
-        let conn = self.pool.get_timeout(timeout);
+        let deadline = std::time::Instant::now() + timeout;
+        let conn = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.pool.get_timeout(left.min(DOWN_CHECK)) {
+                Ok(conn) => break Ok(conn),
+                Err(_) if self.health.is_down() => break Err(DbError::Down),
+                Err(e) if left <= DOWN_CHECK => break Err(e.into()),
+                Err(_) => continue,
+            }
+        };
         self.health.waiting.fetch_sub(1, Ordering::Relaxed);
-        Ok(conn?)
+        conn
     }
 
     /// Runs blocking diesel work with a connection on the blocking pool, never on an async

@@ -144,10 +144,17 @@ pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // The re-check is written as expressions (`status || ''`, `expires_at + 0`) so that no
+    // index serves it: SQLite's planner (without statistics) otherwise walks `sessions_due`
+    // over every due session for each batch instead of looking the ids up by primary key
+    // (measured: 1M due sessions took longer than 10 minutes instead of seconds).
     Ok(diesel::update(
-        s::sessions
-            .filter(s::id.eq_any(&ids))
-            .filter(s::status.eq(ACTIVE).and(s::expires_at.le(now))),
+        s::sessions.filter(s::id.eq_any(&ids)).filter(
+            s::status
+                .concat("")
+                .eq(ACTIVE)
+                .and((s::expires_at + 0).le(now)),
+        ),
     )
     .set((
         s::status.eq(EXPIRED),
