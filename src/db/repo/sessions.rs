@@ -19,10 +19,19 @@ fn filtered(filter: &SessionFilter, status: StatusFilter, now: i64) -> Boxed<'st
     if let Some(user) = filter.user_id {
         q = q.filter(s::user_id.eq(user.to_string()));
     }
-    match status {
-        StatusFilter::Active => q.filter(s::status.eq(ACTIVE).and(s::expires_at.gt(now))),
-        StatusFilter::Expired => q.filter(s::status.ne(ACTIVE).or(s::expires_at.le(now))),
-        StatusFilter::All => q,
+    // With an owner filter, the expiry is compared as an expression (`expires_at + 0`) that
+    // no index serves: SQLite's planner, which has no statistics, would otherwise take the
+    // `sessions_due` range (every active session of every agent) and sort it, instead of
+    // `sessions_{agent,user}_status`, which holds the owner, the status and the order
+    // (measured: 3 lists/s instead of thousands with 1M stored sessions).
+    let owned = filter.agent_id.is_some() || filter.user_id.is_some();
+    match (status, owned) {
+        (StatusFilter::Active, true) => {
+            q.filter(s::status.eq(ACTIVE).and((s::expires_at + 0).gt(now)))
+        }
+        (StatusFilter::Active, false) => q.filter(s::status.eq(ACTIVE).and(s::expires_at.gt(now))),
+        (StatusFilter::Expired, _) => q.filter(s::status.ne(ACTIVE).or(s::expires_at.le(now))),
+        (StatusFilter::All, _) => q,
     }
 }
 
