@@ -29,41 +29,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-// The columns of the service's tables (migrations/sqlite), declared here so that this program
-// does not depend on the crate's internals.
-diesel::table! {
-    agents (id) {
-        id -> Text,
-        name -> Nullable<Text>,
-        timeout_minutes -> Nullable<BigInt>,
-        auto_renew -> Nullable<Bool>,
-        max_duration_minutes -> Nullable<BigInt>,
-        warning_threshold_minutes -> Nullable<BigInt>,
-        created_at -> BigInt,
-        updated_at -> BigInt,
-    }
-}
-
-diesel::table! {
-    sessions (id) {
-        id -> Text,
-        agent_id -> Text,
-        user_id -> Text,
-        status -> Text,
-        metadata -> Text,
-        timeout_minutes -> BigInt,
-        auto_renew -> Bool,
-        max_duration_minutes -> BigInt,
-        warning_threshold_minutes -> BigInt,
-        config_sources -> Text,
-        created_at -> BigInt,
-        last_activity -> BigInt,
-        expires_at -> BigInt,
-        renewal_count -> BigInt,
-        closed_at -> Nullable<BigInt>,
-        version -> BigInt,
-    }
-}
+// The service's own schema: the seed writes the very rows the service reads.
+use agent_sessions::db::schema::{agents, sessions};
 
 // The table the commit baseline writes: a message-sized row.
 diesel::table! {
