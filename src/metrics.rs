@@ -139,6 +139,11 @@ impl Metrics {
     /// One answered request. `route` is the matched pattern (`/api/messaging/sessions/{id}`),
     /// so the label set stays small whatever the ids.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        // Any token is a method to HTTP: the unknown ones share one label value.
+        let method = match method {
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => method,
+            _ => "OTHER",
+        };
         self.requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();

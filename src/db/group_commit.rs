@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::Connection;
 
 use super::pool::ConnectionManager;
@@ -16,6 +17,8 @@ use crate::service::{ServiceError, ServiceResult};
 
 /// Most writes in one commit: bounds how long the first one waits for the last.
 const MAX_BATCH: usize = 256;
+/// Most writes waiting; more answer 503 at once instead of queueing without end.
+const MAX_QUEUED: usize = 10_000;
 
 /// How many times a write that lost a race is retried (see [`retry_conflicts`]).
 const MAX_ATTEMPTS: usize = 8;
@@ -51,7 +54,7 @@ pub struct CommitStats {
 
 /// The queue in front of the writer thread; the thread ends when the last handle is dropped.
 pub struct GroupCommit {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     stats: Arc<CommitStats>,
 }
 
@@ -59,10 +62,10 @@ impl GroupCommit {
     /// Opens the writer's own connection and starts its thread.
     pub fn start(manager: &ConnectionManager) -> Result<Self, super::DbError> {
         let conn = manager.establish()?;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::sync_channel::<Job>(MAX_QUEUED);
         let stats = Arc::new(CommitStats::default());
         let writer = Writer {
-            conn,
+            conn: Some(conn),
             manager: manager.clone(),
             stats: stats.clone(),
         };
@@ -86,6 +89,10 @@ impl GroupCommit {
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
+            // The caller is gone (its client disconnected): nobody would learn the outcome.
+            if answer.is_closed() {
+                return Box::new(|_| {});
+            }
             // `transaction` inside the open transaction is a savepoint: rolled back alone
             // when `f` fails.
             let result = retry_conflicts(|| conn.transaction(&mut f));
@@ -98,9 +105,13 @@ impl GroupCommit {
             })
         });
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if self.jobs.send(job).is_err() {
+        if let Err(e) = self.jobs.try_send(job) {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(ServiceError::Unavailable("the writer has stopped".into()));
+            let why = match e {
+                mpsc::TrySendError::Full(_) => "too many writes are waiting",
+                mpsc::TrySendError::Disconnected(_) => "the writer has stopped",
+            };
+            return Err(ServiceError::Unavailable(why.into()));
         }
         // Closed without an answer: the transaction could not be opened, or a write in the
         // same batch panicked; nothing of this write was committed.
@@ -111,7 +122,9 @@ impl GroupCommit {
 }
 
 struct Writer {
-    conn: DbConnection,
+    /// `None` after a failure that may have left it in an unknown state: reopened at the next
+    /// batch (SQLite rolls back whatever a closed connection had open).
+    conn: Option<DbConnection>,
     manager: ConnectionManager,
     stats: Arc<CommitStats>,
 }
@@ -133,36 +146,61 @@ impl Writer {
         }
     }
 
-    /// One transaction for the whole batch; every reply leaves after the commit.
+    /// One transaction for the whole batch; every reply leaves after the commit. Whatever goes
+    /// wrong on the way, no write is answered as committed unless the COMMIT of the outer
+    /// transaction succeeded, and a connection in an unknown state is not used again.
     fn commit(&mut self, batch: Vec<Job>) {
         let size = batch.len();
-        let guard = match begin_write(&mut self.conn) {
-            Ok(guard) => guard,
+        let conn = match self
+            .conn
+            .take()
+            .map_or_else(|| self.manager.establish(), Ok)
+        {
+            Ok(conn) => self.conn.insert(conn),
             Err(e) => {
                 // Nothing ran; each caller sees its reply channel closed (503).
+                tracing::error!(error = %e, batch = size, "the writer cannot open its connection");
+                return;
+            }
+        };
+        let guard = match begin_write(conn) {
+            Ok(guard) => guard,
+            Err(e) => {
                 tracing::error!(error = %e, batch = size, "cannot open a write transaction");
+                self.conn = None;
                 return;
             }
         };
         let mut replies = Vec::with_capacity(size);
         for job in batch {
-            match catch_unwind(AssertUnwindSafe(|| job(&mut self.conn))) {
-                Ok(reply) => replies.push(reply),
-                Err(_) => {
-                    // The connection's transaction state is unknown after a panic: drop it (SQLite
-                    // rolls back what was open) and the batch with it; the caller of the panicked
-                    // job sees its reply channel closed.
+            let ran = catch_unwind(AssertUnwindSafe(|| job(conn)));
+            // Each job must leave exactly the outer transaction open: SQLite may have rolled it
+            // back (disk full, I/O error) or a savepoint may have stayed open; then nothing of
+            // the batch can be trusted to commit.
+            let intact = ran.is_ok() && depth(conn) == Some(1);
+            match ran {
+                Ok(reply) if intact => replies.push(reply),
+                outcome => {
+                    tracing::error!(
+                        batch = size,
+                        panicked = outcome.is_err(),
+                        "a write left the group commit's transaction broken; the batch is rolled back"
+                    );
+                    if let Ok(reply) = outcome {
+                        replies.push(reply);
+                    }
+                    // Closing the connection rolls back what it had open; then the lock goes.
+                    self.conn = None;
                     drop(guard);
-                    self.reconnect();
                     for reply in replies {
-                        reply(Err("another write in the same commit panicked"));
+                        reply(Err("the transaction of its batch failed"));
                     }
                     return;
                 }
             }
         }
         let started = std::time::Instant::now();
-        match commit_write(&mut self.conn, guard) {
+        match commit_write(conn, guard) {
             Ok(()) => {
                 tracing::trace!(
                     batch = size,
@@ -178,6 +216,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, batch = size, "group commit failed");
+                self.conn = None;
                 let e = e.to_string();
                 for reply in replies {
                     reply(Err(&e));
@@ -185,11 +224,21 @@ impl Writer {
             }
         }
     }
+}
 
-    fn reconnect(&mut self) {
-        match self.manager.establish() {
-            Ok(conn) => self.conn = conn,
-            Err(e) => tracing::error!(error = %e, "the writer cannot reopen its connection"),
-        }
+/// The connection's transaction depth as diesel tracks it (`None` outside a transaction or
+/// when the connection is broken).
+fn depth(conn: &mut DbConnection) -> Option<u32> {
+    match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .map(|d| d.get()),
+        DbConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .map(|d| d.get()),
     }
 }

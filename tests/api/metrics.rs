@@ -44,6 +44,9 @@ async fn metrics_count_requests_sessions_renewals_and_expiries(kind: Kind) {
     app.message(&first, "hello").await;
     let (status, _) = app.get(paths::session("not-a-uuid")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Any token is a method to HTTP; unknown ones must not each become a series.
+    let odd = Method::from_bytes(b"FOO1").unwrap();
+    app.call(odd, "/livez").allow_non_json().send().await;
 
     let text = scrape(&app).await;
     let created = r#"agent_sessions_http_requests_total{method="POST",route="/api/messaging/sessions",status="201"}"#;
@@ -52,6 +55,10 @@ async fn metrics_count_requests_sessions_renewals_and_expiries(kind: Kind) {
     let bad = r#"agent_sessions_http_requests_total{method="GET",route="/api/messaging/sessions/{sessionId}",status="400"}"#;
     assert_eq!(sample(&text, bad), Some(1.0), "{text}");
     assert!(!text.contains(&first), "ids never become labels");
+    assert!(
+        !text.contains("FOO1") && text.contains(r#"method="OTHER""#),
+        "{text}"
+    );
     let latency = r#"agent_sessions_http_request_duration_seconds_count{method="POST",route="/api/messaging/sessions/{sessionId}/messages"}"#;
     assert_eq!(sample(&text, latency), Some(1.0), "{text}");
     assert_eq!(sample(&text, "agent_sessions_active_sessions"), Some(2.0));

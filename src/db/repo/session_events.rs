@@ -67,6 +67,7 @@ pub fn append_batch(
     for (agent, n) in per_agent {
         next_agent_seq.insert(agent, bump_agent_seq(conn, agent, n)? - n + 1);
     }
+    let notices: Vec<(SessionId, AgentId)> = events.iter().map(|(s, a, _)| (*s, *a)).collect();
     let rows = events
         .into_iter()
         .zip(ids)
@@ -95,11 +96,22 @@ pub fn append_batch(
             DbConnection::Postgresql(c) => insert.execute(c)?,
         };
     }
+    // Other instances: one notification per session for a small batch, one for everyone
+    // for a large one (each reader woken by "everyone" reads again).
     if let DbConnection::Postgresql(c) = conn {
-        c.batch_execute(&format!("NOTIFY {CHANNEL}, '{EVERYONE}'"))?;
+        if notices.len() > NOTIFY_EACH_UP_TO {
+            c.batch_execute(&format!("NOTIFY {CHANNEL}, '{EVERYONE}'"))?;
+        } else {
+            for (session, agent) in notices {
+                c.batch_execute(&format!("NOTIFY {CHANNEL}, '{session} {agent}'"))?;
+            }
+        }
     }
     Ok(())
 }
+
+/// Above this many events in one batch, other instances get one notification for everyone.
+const NOTIFY_EACH_UP_TO: usize = 100;
 
 /// Ids per `IN (...)` list, and rows per multi-row INSERT (7 parameters each): well under
 /// SQLite's and PostgreSQL's parameter limits.
