@@ -432,6 +432,8 @@ fn the_open_loopback_mode_warns_at_start_up() {
     assert_eq!(server.request("GET", "/api/agents", &[], "").0, 200);
     let log = server.stop();
     assert!(log.contains("no API key configured"), "{log}");
+    // Not a terminal: plain text, no colour escape codes.
+    assert!(!log.contains('\u{1b}'), "{log:?}");
 }
 
 #[test]

@@ -78,7 +78,7 @@ impl ApiError {
                 S::ForeignAuthor => "VALIDATION_ERROR",
                 S::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
                 S::Conflict => "CONFLICT",
-                S::Unavailable(_) => "SERVICE_UNAVAILABLE",
+                S::Unavailable(_) | S::Busy(_) => "SERVICE_UNAVAILABLE",
                 S::Internal(_) => "INTERNAL_ERROR",
             },
         }
@@ -111,6 +111,7 @@ impl ApiError {
             }
             S::Conflict => "Concurrent update; retry the request".to_owned(),
             S::Unavailable(_) => "The database is unavailable".to_owned(),
+            S::Busy(_) => "The service is busy; try again shortly".to_owned(),
             S::Internal(_) => "Internal server error".to_owned(),
         }
     }
@@ -201,7 +202,7 @@ impl ResponseError for ApiError {
                 S::RenewalFailed { .. } | S::MaxDurationExceeded { .. } | S::IdempotencyKeyReused,
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Service(S::Conflict) => StatusCode::CONFLICT,
-            Self::Service(S::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Service(S::Unavailable(_) | S::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Service(S::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -214,6 +215,7 @@ impl ResponseError for ApiError {
             Self::Service(ServiceError::Unavailable(cause)) => {
                 tracing::warn!(%cause, "database unavailable")
             }
+            Self::Service(ServiceError::Busy(cause)) => tracing::warn!(%cause, "overloaded"),
             _ => {}
         }
         let code = self.code().to_owned();
@@ -235,6 +237,9 @@ impl ResponseError for ApiError {
             }
             Self::RateLimited(l) => {
                 response.insert_header((actix_web::http::header::RETRY_AFTER, l.retry_after_secs));
+            }
+            Self::Service(ServiceError::Busy(_)) => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, 1));
             }
             _ => {}
         }

@@ -107,11 +107,14 @@ impl GroupCommit {
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.jobs.try_send(job) {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-            let why = match e {
-                mpsc::TrySendError::Full(_) => "too many writes are waiting",
-                mpsc::TrySendError::Disconnected(_) => "the writer has stopped",
-            };
-            return Err(ServiceError::Unavailable(why.into()));
+            return Err(match e {
+                mpsc::TrySendError::Full(_) => {
+                    ServiceError::Busy("too many writes are waiting".into())
+                }
+                mpsc::TrySendError::Disconnected(_) => {
+                    ServiceError::Unavailable("the writer has stopped".into())
+                }
+            });
         }
         // Closed without an answer: the transaction could not be opened, or a write in the
         // same batch panicked; nothing of this write was committed.

@@ -253,9 +253,7 @@ impl DbPool {
     {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool
-                .get_timeout(timeout.unwrap_or(CHECKOUT_TIMEOUT))
-                .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+            let conn = pool.get_timeout(timeout.unwrap_or(CHECKOUT_TIMEOUT))?;
             with_connection(conn, f)
         })
         .await

@@ -41,6 +41,9 @@ pub enum ServiceError {
     Conflict,
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database works, but no connection (or place in the write queue) came free in time.
+    #[error("overloaded: {0}")]
+    Busy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -81,9 +84,8 @@ impl From<crate::db::DbError> for ServiceError {
         use crate::db::DbError;
         match e {
             DbError::Query(e) => e.into(),
-            e @ (DbError::Pool(_) | DbError::Down | DbError::Connect(_)) => {
-                Self::Unavailable(e.to_string())
-            }
+            e @ DbError::Pool(_) => Self::Busy(e.to_string()),
+            e @ (DbError::Down | DbError::Connect(_)) => Self::Unavailable(e.to_string()),
             e => Self::Internal(e.to_string()),
         }
     }

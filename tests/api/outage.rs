@@ -252,3 +252,44 @@ async fn outage(kind: Kind, refuse_after: Duration) {
         .collect();
     assert_eq!(contents, [&json!("after"), &json!("before")]);
 }
+
+crate::backend_tests!(a_pool_with_no_free_connection_answers_busy_then_serves_again);
+
+/// Every connection of the pool is taken (here: held by the test) for longer than a request
+/// waits: the request answers 503 `SERVICE_UNAVAILABLE` saying the service is busy, with
+/// `Retry-After`, not that the database is down; once a connection is free it is served.
+async fn a_pool_with_no_free_connection_answers_busy_then_serves_again(kind: Kind) {
+    let app = TestApp::spawn_with(kind, |s| s.pool_size = 1).await;
+    let session = app.session().await;
+    let pool = app.pool.clone();
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let holder = tokio::task::spawn_blocking(move || {
+        let conn = pool.get().expect("the only connection");
+        held_tx.send(()).unwrap();
+        let _ = release.recv();
+        drop(conn);
+    });
+    held_rx.recv().unwrap();
+    let reply = app
+        .call(Method::GET, paths::sessions().as_ref())
+        .send()
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.body["code"], "SERVICE_UNAVAILABLE");
+    assert!(
+        reply.body["message"].as_str().unwrap().contains("busy"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.headers["retry-after"], "1");
+    drop(hold);
+    holder.await.unwrap();
+    let (status, body) = app.get(paths::session(&session)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
