@@ -26,6 +26,15 @@ pub fn record(
     Ok(repo::append(conn, session_id, agent_id, kind, now)?)
 }
 
+/// Like [`record`] for several events at once (of one session or many), in order.
+pub fn record_all(
+    conn: &mut DbConnection,
+    events: Vec<(SessionId, AgentId, EventKind)>,
+    now: Millis,
+) -> ServiceResult<()> {
+    Ok(repo::append_batch(conn, events, now)?)
+}
+
 /// A page of a session's log.
 #[derive(Debug, Clone)]
 pub struct WatchPage {

@@ -100,10 +100,11 @@ pub async fn send(
                 let created = EventKind::MessageCreated {
                     message: message.clone(),
                 };
-                events::record(conn, id, agent, created, now)?;
+                let mut recorded = vec![(id, agent, created)];
                 if was_renewed {
-                    events::record(conn, id, agent, EventKind::renewed(&session), now)?;
+                    recorded.push((id, agent, EventKind::renewed(&session)));
                 }
+                events::record_all(conn, recorded, now)?;
                 Ok(Sent {
                     message,
                     session,

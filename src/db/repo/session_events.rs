@@ -37,10 +37,11 @@ pub fn append(
     Ok(())
 }
 
-/// Appends one event to each of these sessions, handing out the positions [`append`] would
-/// one by one, in a handful of statements instead of three per event: the reaper expires
-/// sessions by the thousand. The caller holds the sessions' row locks; feed counters are taken
-/// in agent order, so two reapers on one PostgreSQL cannot deadlock on them.
+/// Appends these events in order, handing out the positions [`append`] would one by one, in a
+/// handful of statements instead of three per event: the reaper expires sessions by the
+/// thousand, and a message records two events of its session. The caller holds the sessions'
+/// row locks; feed counters are taken in agent order, so two reapers on one PostgreSQL cannot
+/// deadlock on them.
 pub fn append_batch(
     conn: &mut DbConnection,
     events: Vec<(SessionId, AgentId, EventKind)>,
@@ -67,12 +68,18 @@ pub fn append_batch(
     for (agent, n) in per_agent {
         next_agent_seq.insert(agent, bump_agent_seq(conn, agent, n)? - n + 1);
     }
-    let notices: Vec<(SessionId, AgentId)> = events.iter().map(|(s, a, _)| (*s, *a)).collect();
+    let mut notices: Vec<(SessionId, AgentId)> = events.iter().map(|(s, a, _)| (*s, *a)).collect();
+    notices.sort_unstable();
+    notices.dedup();
     let rows = events
         .into_iter()
         .zip(ids)
         .map(|((session_id, agent_id, kind), id)| {
-            let seq = last.get(&id).copied().unwrap_or(0) + 1;
+            let seq = {
+                let last = last.entry(id).or_insert(0);
+                *last += 1;
+                *last
+            };
             let agent_seq = next_agent_seq.get_mut(&agent_id).map_or(0, |next| {
                 *next += 1;
                 *next - 1
