@@ -91,11 +91,24 @@ fn plain_on_loopback(url: &str) -> String {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    let names_sslmode = query.is_some_and(|q| q.split('&').any(|p| p.starts_with("sslmode=")));
-    match (loopback, names_sslmode, query) {
-        (true, false, Some(_)) => format!("{url}&sslmode=disable"),
-        (true, false, None) => format!("{url}?sslmode=disable"),
-        _ => url.to_owned(),
+    // Several hosts, a host given as a parameter (it wins over the URL's), or any TLS setting
+    // (in the URL or in libpq's environment): left exactly as written.
+    let several_hosts = host_port.contains(',');
+    let decides_elsewhere = query.is_some_and(|q| {
+        q.split('&').any(|p| {
+            ["host=", "hostaddr=", "ssl"]
+                .iter()
+                .any(|k| p.starts_with(k))
+        })
+    }) || std::env::var_os("PGSSLMODE").is_some();
+    if !loopback || several_hosts || decides_elsewhere {
+        return url.to_owned();
+    }
+    let url = url.trim_end_matches(['?', '&']);
+    if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
     }
 }
 
@@ -254,7 +267,7 @@ impl DbPool {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = pool.get_timeout(timeout.unwrap_or(CHECKOUT_TIMEOUT))?;
-            with_connection(conn, f)
+            pool.with_connection(conn, f)
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
@@ -308,29 +321,35 @@ impl DbPool {
     {
         if self.backend == Backend::Sqlite {
             if let Some(conn) = self.pool.try_get() {
-                return with_connection(conn, f);
+                return self.with_connection(conn, f);
             }
         }
         self.run(None, f).await
     }
-}
 
-/// Runs `f`; a failure in the database makes the connection suspect, so it is checked
-/// before going back into the pool (and dropped when it no longer answers).
-fn with_connection<T>(
-    mut conn: PooledConnection,
-    f: impl FnOnce(&mut DbConnection) -> ServiceResult<T>,
-) -> ServiceResult<T> {
-    let result = f(&mut conn);
-    if matches!(
-        result,
-        Err(ServiceError::Internal(_) | ServiceError::Unavailable(_))
-    ) {
-        SUSPECT.with(|s| s.set(true));
+    /// Runs `f` on `conn`. A failure in the database makes the connection suspect, so it is
+    /// checked before going back into the pool (and dropped when it no longer answers). Any
+    /// other outcome proves the database answers, which clears a "down" that a failed
+    /// reconnect set meanwhile (a full PostgreSQL refusing one more connection): only a
+    /// database that answers nothing keeps requests failing fast.
+    fn with_connection<T>(
+        &self,
+        mut conn: PooledConnection,
+        f: impl FnOnce(&mut DbConnection) -> ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        let result = f(&mut conn);
+        if matches!(
+            result,
+            Err(ServiceError::Internal(_) | ServiceError::Unavailable(_))
+        ) {
+            SUSPECT.with(|s| s.set(true));
+        } else {
+            self.health.down.store(false, Ordering::Relaxed);
+        }
+        drop(conn);
+        SUSPECT.with(|s| s.set(false));
+        result
     }
-    drop(conn);
-    SUSPECT.with(|s| s.set(false));
-    result
 }
 
 #[cfg(test)]
@@ -363,6 +382,30 @@ mod tests {
             (
                 "postgres://u@10.0.0.5:5432/db",
                 "postgres://u@10.0.0.5:5432/db",
+            ),
+            (
+                "postgres://localhost,db.example.com/db",
+                "postgres://localhost,db.example.com/db",
+            ),
+            (
+                "postgres://localhost/db?host=remote.example.com",
+                "postgres://localhost/db?host=remote.example.com",
+            ),
+            (
+                "postgres://127.0.0.1/db?sslrootcert=x",
+                "postgres://127.0.0.1/db?sslrootcert=x",
+            ),
+            (
+                "postgres:///db?host=/var/run/postgresql",
+                "postgres:///db?host=/var/run/postgresql",
+            ),
+            (
+                "postgres://127.0.0.1/db?",
+                "postgres://127.0.0.1/db?sslmode=disable",
+            ),
+            (
+                "postgres://127.0.0.1/db?a=b&",
+                "postgres://127.0.0.1/db?a=b&sslmode=disable",
             ),
         ] {
             assert_eq!(plain_on_loopback(url), expected, "{url}");
