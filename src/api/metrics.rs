@@ -2,8 +2,8 @@ use actix_web::{get, web, HttpResponse};
 
 use crate::api::auth::{Auth, AuthCheck};
 use crate::api::error::{ApiError, AuthErrors};
-use crate::db::repo::sessions as repo;
-use crate::domain::{Scope, SessionFilter, StatusFilter};
+use crate::domain::Scope;
+use crate::service::health;
 use crate::state::AppState;
 
 /// Metrics in the Prometheus text format: requests by route and status, latency histograms,
@@ -26,19 +26,9 @@ pub async fn scrape(state: web::Data<AppState>, auth: Auth) -> Result<HttpRespon
         .unbound("read the service's metrics")
         .map_err(crate::service::ServiceError::from)?;
     let m = &state.metrics;
-    let now = state.now();
-    // One index range count; left as it was when the database is down (the scrape still
-    // answers, with the pool gauges telling why).
-    let active = state
-        .db_probe(move |conn| {
-            Ok(repo::count(
-                conn,
-                &SessionFilter::default(),
-                StatusFilter::Active,
-                now,
-            )?)
-        })
-        .await;
+    // Left as it was when the database is down: the scrape still answers, with the pool
+    // gauges telling why.
+    let active = health::active_sessions(&state).await;
     if let Ok(active) = active {
         m.active_sessions.set(active);
     }

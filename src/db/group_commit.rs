@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::TransactionManager;
 use diesel::Connection;
 
 use super::pool::ConnectionManager;
@@ -232,16 +232,10 @@ impl Writer {
 /// The connection's transaction depth as diesel tracks it (`None` outside a transaction or
 /// when the connection is broken).
 fn depth(conn: &mut DbConnection) -> Option<u32> {
-    match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()
-            .ok()
-            .flatten()
-            .map(|d| d.get()),
-        DbConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()
-            .ok()
-            .flatten()
-            .map(|d| d.get()),
-    }
+    // The multi-connection's manager reads the depth of whichever connection it holds.
+    <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .map(|d| d.get())
 }

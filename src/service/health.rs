@@ -31,3 +31,18 @@ pub async fn report(state: &AppState) -> ServiceResult<HealthReport> {
         })
         .await
 }
+
+/// Sessions active now: one index range count (a metric read at every scrape).
+pub async fn active_sessions(state: &AppState) -> ServiceResult<i64> {
+    let now = state.now();
+    state
+        .db_probe(move |conn| {
+            Ok(repo::count(
+                conn,
+                &SessionFilter::default(),
+                StatusFilter::Active,
+                now,
+            )?)
+        })
+        .await
+}

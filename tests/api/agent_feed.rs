@@ -129,49 +129,21 @@ fn token_of(created: &Value) -> String {
         .to_owned()
 }
 
-/// A stream as these tests read it (the reader itself is `helpers::sse::EventStream`).
-struct Events(EventStream);
-
-impl std::ops::Deref for Events {
-    type Target = EventStream;
-
-    fn deref(&self) -> &EventStream {
-        &self.0
-    }
+/// Opens the agent's stream with the app's default credential (and `header` if given).
+async fn open_events(
+    app: &TestApp,
+    agent: &str,
+    query: &str,
+    header: Option<(&str, &str)>,
+) -> EventStream {
+    EventStream::open(app, stream(agent, query), header).await
 }
 
-impl std::ops::DerefMut for Events {
-    fn deref_mut(&mut self) -> &mut EventStream {
-        &mut self.0
-    }
-}
-
-impl Events {
-    /// Opens the agent's stream with the app's default credential (and `header` if given).
-    async fn open(app: &TestApp, agent: &str, query: &str, header: Option<(&str, &str)>) -> Events {
-        let mut call = app.call(Method::GET, stream(agent, query));
-        if let Some((name, value)) = header {
-            call = call.header(name, value);
-        }
-        Self::of(call.open().await)
-    }
-
-    fn of(response: reqwest::Response) -> Events {
-        Events(EventStream::of(response))
-    }
-
-    /// The next event must be `event` of `session` at feed position `id`.
-    async fn expect(&mut self, id: i64, event: &str, session: &str) -> Frame {
-        let frame = self
-            .next()
-            .await
-            .unwrap_or_else(|| panic!("the stream ended before event {id} ({event} of {session})"));
-        assert_eq!((frame.id, frame.event.as_str()), (id, event), "{frame:?}");
-        assert_eq!(frame.data["cursor"], id, "{frame:?}");
-        assert_eq!(frame.data["type"], event, "{frame:?}");
-        assert_eq!(frame.data["sessionId"], session, "{frame:?}");
-        frame
-    }
+/// The next event must be `event` of `session` at feed position `id`.
+async fn expect_of(events: &mut EventStream, id: i64, event: &str, session: &str) -> Frame {
+    let frame = events.expect(id, event).await;
+    assert_eq!(frame.data["sessionId"], session, "{frame:?}");
+    frame
 }
 
 async fn the_feed_interleaves_an_agents_sessions_in_commit_order(kind: Kind) {
@@ -339,30 +311,30 @@ async fn the_agent_stream_sends_the_backlog_then_live_events_and_outlives_a_sess
     let b = id_of(&app.session_with(&agent, json!({})).await);
     app.message(&a, "backlog").await;
 
-    let mut events = Events::open(&app, &agent, "", None).await;
-    events.expect(1, "session.created", &a).await;
-    events.expect(2, "session.created", &b).await;
-    let backlog = events.expect(3, "message.created", &a).await;
+    let mut events = open_events(&app, &agent, "", None).await;
+    expect_of(&mut events, 1, "session.created", &a).await;
+    expect_of(&mut events, 2, "session.created", &b).await;
+    let backlog = expect_of(&mut events, 3, "message.created", &a).await;
     assert_eq!(backlog.data["data"]["content"], "backlog");
     assert_eq!(backlog.data["agentId"], agent.as_str());
 
     app.message(&b, "live in b").await;
-    let live = events.expect(4, "message.created", &b).await;
+    let live = expect_of(&mut events, 4, "message.created", &b).await;
     assert_eq!(live.data["data"]["content"], "live in b");
     app.message(&a, "live in a").await;
-    let live = events.expect(5, "message.created", &a).await;
+    let live = expect_of(&mut events, 5, "message.created", &a).await;
     assert_eq!(live.data["data"]["content"], "live in a");
 
     // One session ends: the agent's stream goes on with the others.
     let (status, body) = app.delete(paths::session(&a)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let ended = events.expect(6, "session.ended", &a).await;
+    let ended = expect_of(&mut events, 6, "session.ended", &a).await;
     assert_eq!(ended.data["data"]["reason"], "deleted");
     app.message(&b, "after a ended").await;
-    let after = events.expect(7, "message.created", &b).await;
+    let after = expect_of(&mut events, 7, "message.created", &b).await;
     assert_eq!(after.data["data"]["content"], "after a ended");
     let c = id_of(&app.session_with(&agent, json!({})).await);
-    events.expect(8, "session.created", &c).await;
+    expect_of(&mut events, 8, "session.created", &c).await;
 }
 
 async fn the_agent_stream_resumes_after_last_event_id_or_cursor(kind: Kind) {
@@ -375,21 +347,21 @@ async fn the_agent_stream_resumes_after_last_event_id_or_cursor(kind: Kind) {
     }
 
     // A reconnecting EventSource sends the last id it saw: nothing before it comes again.
-    let mut resumed = Events::open(&app, &agent, "", Some(("Last-Event-ID", "3"))).await;
-    let two = resumed.expect(4, "message.created", &b).await;
+    let mut resumed = open_events(&app, &agent, "", Some(("Last-Event-ID", "3"))).await;
+    let two = expect_of(&mut resumed, 4, "message.created", &b).await;
     assert_eq!(two.data["data"]["content"], "two");
-    let three = resumed.expect(5, "message.created", &a).await;
+    let three = expect_of(&mut resumed, 5, "message.created", &a).await;
     assert_eq!(three.data["data"]["content"], "three");
     app.message(&b, "four").await;
-    let four = resumed.expect(6, "message.created", &b).await;
+    let four = expect_of(&mut resumed, 6, "message.created", &b).await;
     assert_eq!(four.data["data"]["content"], "four");
 
     // `?cursor=` starts after it; `Last-Event-ID` wins over it.
-    let mut from_cursor = Events::open(&app, &agent, "cursor=5", None).await;
-    let four = from_cursor.expect(6, "message.created", &b).await;
+    let mut from_cursor = open_events(&app, &agent, "cursor=5", None).await;
+    let four = expect_of(&mut from_cursor, 6, "message.created", &b).await;
     assert_eq!(four.data["data"]["content"], "four");
-    let mut both = Events::open(&app, &agent, "cursor=1", Some(("Last-Event-ID", "4"))).await;
-    both.expect(5, "message.created", &a).await;
+    let mut both = open_events(&app, &agent, "cursor=1", Some(("Last-Event-ID", "4"))).await;
+    expect_of(&mut both, 5, "message.created", &a).await;
 }
 
 async fn who_may_read_an_agents_feed(kind: Kind) {
@@ -423,8 +395,8 @@ async fn who_may_read_an_agents_feed(kind: Kind) {
             .bearer(key)
             .open()
             .await;
-        let mut frames = Events::of(opened);
-        frames.expect(1, "session.created", &id_of(&created)).await;
+        let mut frames = EventStream::of(opened);
+        expect_of(&mut frames, 1, "session.created", &id_of(&created)).await;
     }
     let reply = app
         .call(
@@ -444,9 +416,8 @@ async fn who_may_read_an_agents_feed(kind: Kind) {
         .without_credential()
         .open()
         .await;
-    Events::of(opened)
-        .expect(1, "session.created", &id_of(&created))
-        .await;
+    let mut frames = EventStream::of(opened);
+    expect_of(&mut frames, 1, "session.created", &id_of(&created)).await;
 
     // Refused, on both routes, with a status rather than inside a stream.
     for path in [watch(&agent, "timeout=0"), stream(&agent, "")] {
@@ -546,7 +517,7 @@ async fn the_feed_outlives_a_deleted_agent(kind: Kind) {
     }
 
     // The stream too: the backlog comes, and it does not end with the agent.
-    let mut events = Events::open(&app, &agent, "cursor=2", None).await;
+    let mut events = open_events(&app, &agent, "cursor=2", None).await;
     for id in [3, 4] {
         let frame = events.next().await.expect("the backlog");
         assert_eq!((frame.id, frame.event.as_str()), (id, "session.ended"));
@@ -562,10 +533,10 @@ async fn an_agents_open_streams_are_limited(kind: Kind) {
     let app = TestApp::spawn_with(kind, |s| s.max_streams_per_session = 2).await;
     let agent = app.agent().await;
     let session = id_of(&app.session_with(&agent, json!({})).await);
-    let mut first = Events::open(&app, &agent, "", None).await;
-    let mut second = Events::open(&app, &agent, "", None).await;
+    let mut first = open_events(&app, &agent, "", None).await;
+    let mut second = open_events(&app, &agent, "", None).await;
     for events in [&mut first, &mut second] {
-        events.expect(1, "session.created", &session).await;
+        expect_of(events, 1, "session.created", &session).await;
     }
 
     let refused = app.call(Method::GET, stream(&agent, "")).send().await;
@@ -587,12 +558,12 @@ async fn an_agents_open_streams_are_limited(kind: Kind) {
     assert_eq!(own.status(), StatusCode::OK, "a session's stream");
     let other = app.agent().await;
     app.session_with(&other, json!({})).await;
-    Events::open(&app, &other, "", None).await;
+    open_events(&app, &other, "", None).await;
 
     // The open streams still carry events.
     app.message(&session, "still open").await;
     for events in [&mut first, &mut second] {
-        let frame = events.expect(2, "message.created", &session).await;
+        let frame = expect_of(events, 2, "message.created", &session).await;
         assert_eq!(frame.data["data"]["content"], "still open");
     }
 }

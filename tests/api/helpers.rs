@@ -637,6 +637,31 @@ pub mod sse {
             }
         }
 
+        /// Opens `path` as `app`'s default credential (and with `header` if given).
+        pub async fn open(
+            app: &super::TestApp,
+            path: impl AsRef<str>,
+            header: Option<(&str, &str)>,
+        ) -> EventStream {
+            let mut call = app.call(reqwest::Method::GET, path);
+            if let Some((name, value)) = header {
+                call = call.header(name, value);
+            }
+            EventStream::of(call.open().await)
+        }
+
+        /// The next event must be `event` at position `id` (its `id:` and its `cursor`).
+        pub async fn expect(&mut self, id: i64, event: &str) -> Frame {
+            let frame = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("the stream ended before event {id} ({event})"));
+            assert_eq!((frame.id, frame.event.as_str()), (id, event), "{frame:?}");
+            assert_eq!(frame.data["cursor"], id, "{frame:?}");
+            assert_eq!(frame.data["type"], event, "{frame:?}");
+            frame
+        }
+
         /// The next event (keep-alive comments skipped); `None` once the stream has ended.
         pub async fn next(&mut self) -> Option<Frame> {
             loop {

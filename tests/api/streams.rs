@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::sse::{EventStream, Frame};
+use crate::helpers::sse::EventStream;
 use crate::helpers::{id_of, paths, Kind, TestApp};
 
 backend_tests!(
@@ -22,50 +22,16 @@ backend_tests!(
     a_reconnect_after_the_last_event_is_204,
 );
 
-/// A stream as these tests read it (the reader itself is `helpers::sse::EventStream`).
-struct Events(EventStream);
-
-impl std::ops::Deref for Events {
-    type Target = EventStream;
-
-    fn deref(&self) -> &EventStream {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Events {
-    fn deref_mut(&mut self) -> &mut EventStream {
-        &mut self.0
-    }
-}
-
-impl Events {
-    async fn open(app: &TestApp, session: &str, header: Option<(&str, &str)>) -> Events {
-        let path = format!("{}/events", paths::session(session).as_ref());
-        let mut call = app.call(Method::GET, path);
-        if let Some((name, value)) = header {
-            call = call.header(name, value);
-        }
-        Self::of(call.open().await)
-    }
-
-    fn of(response: reqwest::Response) -> Events {
-        Events(EventStream::of(response))
-    }
-
-    async fn expect(&mut self, id: i64, event: &str) -> Frame {
-        let frame = self.next().await.expect("another event");
-        assert_eq!((frame.id, frame.event.as_str()), (id, event), "{frame:?}");
-        assert_eq!(frame.data["cursor"], id);
-        assert_eq!(frame.data["type"], event);
-        frame
-    }
+/// Opens the session's stream with the app's default credential (and `header` if given).
+async fn open_events(app: &TestApp, session: &str, header: Option<(&str, &str)>) -> EventStream {
+    let path = format!("{}/events", paths::session(session).as_ref());
+    EventStream::open(app, path, header).await
 }
 
 async fn a_stream_sends_the_log_then_live_events_and_ends_with_the_session(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let mut events = Events::open(&app, &id, None).await;
+    let mut events = open_events(&app, &id, None).await;
     let created = events.expect(1, "session.created").await;
     assert_eq!(created.data["data"]["sessionId"], id.as_str());
 
@@ -93,7 +59,7 @@ async fn a_stream_resumes_after_last_event_id(kind: Kind) {
         app.message(&id, text).await;
     }
     // A reconnecting EventSource sends the last id it saw: nothing before it comes again.
-    let mut events = Events::open(&app, &id, Some(("Last-Event-ID", "2"))).await;
+    let mut events = open_events(&app, &id, Some(("Last-Event-ID", "2"))).await;
     let two = events.expect(3, "message.created").await;
     assert_eq!(two.data["data"]["content"], "two");
     app.message(&id, "three").await;
@@ -106,7 +72,7 @@ async fn a_stream_starts_after_the_cursor_parameter(kind: Kind) {
     let id = app.session().await;
     app.message(&id, "one").await;
     let path = format!("{}/events?cursor=1", paths::session(&id).as_ref());
-    let mut events = Events::of(app.call(Method::GET, path).open().await);
+    let mut events = EventStream::of(app.call(Method::GET, path).open().await);
     let one = events.expect(2, "message.created").await;
     assert_eq!(one.data["data"]["content"], "one");
 }
@@ -114,7 +80,7 @@ async fn a_stream_starts_after_the_cursor_parameter(kind: Kind) {
 async fn a_stream_ends_with_the_reapers_expiry(kind: Kind) {
     let app = TestApp::spawn(kind).await;
     let id = app.session().await;
-    let mut events = Events::open(&app, &id, Some(("Last-Event-ID", "1"))).await;
+    let mut events = open_events(&app, &id, Some(("Last-Event-ID", "1"))).await;
     app.clock.advance_minutes(31);
     app.reap().await;
     let expired = events.expect(2, "session.expired").await;
@@ -132,7 +98,7 @@ async fn a_stream_opens_with_its_own_token_as_access_token(kind: Kind) {
         "{}/events?access_token={token}",
         paths::session(&id).as_ref()
     );
-    let mut events = Events::of(
+    let mut events = EventStream::of(
         app.call(Method::GET, path)
             .without_credential()
             .open()
@@ -179,8 +145,8 @@ fn events_path(id: &str) -> String {
 async fn a_sessions_open_streams_are_limited_and_given_back(kind: Kind) {
     let app = TestApp::spawn_with(kind, |s| s.max_streams_per_session = 2).await;
     let id = app.session().await;
-    let mut first = Events::open(&app, &id, None).await;
-    let mut second = Events::open(&app, &id, None).await;
+    let mut first = open_events(&app, &id, None).await;
+    let mut second = open_events(&app, &id, None).await;
     let refused = app.call(Method::GET, events_path(&id)).send().await;
     refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
     assert_eq!(refused.body["details"]["limit"], "streams_per_session");
@@ -191,7 +157,7 @@ async fn a_sessions_open_streams_are_limited_and_given_back(kind: Kind) {
         .assert_error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
     // Another session is not affected.
     let other = app.session().await;
-    Events::open(&app, &other, None).await;
+    open_events(&app, &other, None).await;
 
     // The streams end with the session and give their slots back.
     let (status, _) = app.delete(paths::session(&id)).await;
@@ -283,7 +249,7 @@ async fn a_reconnect_after_the_last_event_is_204(kind: Kind) {
         .await;
     assert_eq!(reply.status(), StatusCode::NO_CONTENT);
     // From before the end, the stream sends it and ends.
-    let mut events = Events::open(&app, &id, Some(("Last-Event-ID", "1"))).await;
+    let mut events = open_events(&app, &id, Some(("Last-Event-ID", "1"))).await;
     events.expect(2, "session.ended").await;
     assert!(events.next().await.is_none());
 }
@@ -298,7 +264,7 @@ async fn postgres_a_stream_receives_a_message_posted_through_another_instance() 
     let writer = TestApp::spawn(kind).await;
     let reader = TestApp::spawn_on(writer.db.clone(), |_| {}).await;
     let id = writer.session().await;
-    let mut events = Events::open(&reader, &id, None).await;
+    let mut events = open_events(&reader, &id, None).await;
     events.expect(1, "session.created").await;
     // The reader's LISTEN connection is up by now (it connected at start-up).
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -19,22 +19,7 @@ pub fn append(
     kind: EventKind,
     now: i64,
 ) -> QueryResult<()> {
-    let event = Event {
-        session_id,
-        seq: last_seq(conn, session_id)? + 1,
-        agent_id,
-        agent_seq: next_agent_seq(conn, agent_id)?,
-        kind,
-        created_at: now,
-    };
-    diesel::insert_into(e::session_events)
-        .values(event.to_row()?)
-        .execute(conn)?;
-    // Other instances on this PostgreSQL learn of it when (and only if) it commits.
-    if let DbConnection::Postgresql(c) = conn {
-        c.batch_execute(&format!("NOTIFY {CHANNEL}, '{session_id} {agent_id}'"))?;
-    }
-    Ok(())
+    append_batch(conn, vec![(session_id, agent_id, kind)], now)
 }
 
 /// Appends these events in order, handing out the positions [`append`] would one by one, in a
@@ -132,15 +117,10 @@ pub const EVERYONE: &str = "*";
 /// instances (the payload is `"<session id> <agent id>"`).
 pub const CHANNEL: &str = "agent_sessions_events";
 
-/// The agent's next feed position. The UPDATE takes the agent_feeds row's lock until the
-/// transaction ends, so positions are handed out in commit order (and given back by a
-/// rollback). Two first events of an agent racing on the INSERT: the loser's unique
-/// violation retries its whole transaction.
-fn next_agent_seq(conn: &mut DbConnection, agent_id: AgentId) -> QueryResult<i64> {
-    bump_agent_seq(conn, agent_id, 1)
-}
-
-/// Takes `n` feed positions of the agent; returns the last one.
+/// Takes the agent's next `n` feed positions; returns the last one. The UPDATE takes the
+/// agent_feeds row's lock until the transaction ends, so positions are handed out in commit
+/// order (and given back by a rollback). Two first events of an agent racing on the INSERT:
+/// the loser's unique violation retries its whole transaction.
 fn bump_agent_seq(conn: &mut DbConnection, agent_id: AgentId, n: i64) -> QueryResult<i64> {
     let agent = agent_id.to_string();
     let bumped: Option<i64> = diesel::update(f::agent_feeds.find(&agent))
@@ -212,15 +192,6 @@ pub fn agent_after(
 
 fn rows_to_events(rows: Vec<EventRow>) -> QueryResult<Vec<Event>> {
     rows.into_iter().map(Event::try_from).collect()
-}
-
-/// The session's last event sequence number (0 before its first event).
-fn last_seq(conn: &mut DbConnection, session: SessionId) -> QueryResult<i64> {
-    e::session_events
-        .filter(e::session_id.eq(session.to_string()))
-        .select(diesel::dsl::max(e::seq))
-        .get_result::<Option<i64>>(conn)
-        .map(|m| m.unwrap_or(0))
 }
 
 /// Up to `limit` events of the session after `cursor`, oldest first.
