@@ -43,6 +43,8 @@ pub struct Settings {
     /// Open event streams and waiting long-polls allowed per session, and per credential.
     pub max_streams_per_session: usize,
     pub max_streams_per_credential: usize,
+    /// Participants a session may have, its agent included (`AGENT_SESSIONS_MAX_PARTICIPANTS`).
+    pub max_participants: usize,
 }
 
 impl Default for Settings {
@@ -64,6 +66,7 @@ impl Default for Settings {
             rate_limits: RateLimitSettings::default(),
             max_streams_per_session: 5,
             max_streams_per_credential: 100,
+            max_participants: 100,
         }
     }
 }
@@ -158,6 +161,10 @@ const KEYS: &[Key] = &[
     Key {
         file: "max_streams_per_credential",
         env: "AGENT_SESSIONS_MAX_STREAMS_PER_CREDENTIAL",
+    },
+    Key {
+        file: "max_participants",
+        env: "AGENT_SESSIONS_MAX_PARTICIPANTS",
     },
 ];
 
@@ -435,6 +442,13 @@ impl Layers {
                     |v: &usize| (1..=1_000_000).contains(v),
                 )?
                 .unwrap_or(d.max_streams_per_credential),
+            max_participants: self
+                .parse(
+                    "max_participants",
+                    "expected an integer from 2 to 10000 (the agent and the creator count)",
+                    |v: &usize| (2..=10_000).contains(v),
+                )?
+                .unwrap_or(d.max_participants),
         })
     }
 }

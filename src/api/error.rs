@@ -69,6 +69,10 @@ impl ApiError {
             Self::Service(e) => match e {
                 S::SessionNotFound(_) => "SESSION_NOT_FOUND",
                 S::SessionExpired { .. } => "SESSION_EXPIRED",
+                S::SessionEnded { .. } => "SESSION_ENDED",
+                S::SessionPaused(_) => "SESSION_PAUSED",
+                S::ParticipantNotFound { .. } => "PARTICIPANT_NOT_FOUND",
+                S::Invalid { .. } => "VALIDATION_ERROR",
                 S::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
                 S::MaxDurationExceeded { .. } => "MAX_DURATION_EXCEEDED",
                 S::AgentNotFound(_) => "AGENT_NOT_FOUND",
@@ -93,6 +97,15 @@ impl ApiError {
         match e {
             S::SessionNotFound(id) => format!("Session {id} not found"),
             S::SessionExpired { session_id, .. } => format!("Session {session_id} has expired"),
+            S::SessionEnded { session_id, .. } => format!("Session {session_id} has ended"),
+            S::SessionPaused(id) => {
+                format!("Session {id} is paused; resume it before sending messages or renewing")
+            }
+            S::ParticipantNotFound {
+                session_id,
+                user_id,
+            } => format!("User {user_id} does not take part in session {session_id}"),
+            S::Invalid { field, reason } => format!("{field}: {reason}"),
             S::RenewalFailed { session_id, .. } => {
                 format!("Session {session_id} cannot be renewed: the maximum duration is reached")
             }
@@ -126,6 +139,25 @@ impl ApiError {
                 session_id,
                 expired_at,
             }) => Some(json!({ "sessionId": session_id, "expiredAt": to_rfc3339(*expired_at) })),
+            Self::Service(S::SessionEnded {
+                session_id,
+                ended_at,
+                reason,
+            }) => Some(json!({
+                "sessionId": session_id,
+                "endedAt": to_rfc3339(*ended_at),
+                "reason": reason,
+            })),
+            Self::Service(S::SessionPaused(id)) => {
+                Some(json!({ "sessionId": id, "status": "paused" }))
+            }
+            Self::Service(S::ParticipantNotFound {
+                session_id,
+                user_id,
+            }) => Some(json!({ "sessionId": session_id, "userId": user_id })),
+            Self::Service(S::Invalid { field, reason }) => {
+                Some(json!({ "field": field, "reason": reason }))
+            }
             Self::Service(S::RenewalFailed { session_id, cap }) => Some(json!({
                 "sessionId": session_id,
                 "reason": "max_duration_reached",
@@ -159,7 +191,7 @@ impl ApiError {
     }
 }
 
-const FOREIGN_AUTHOR: &str = "must be the session's userId or agentId";
+const FOREIGN_AUTHOR: &str = "must be a participant of the session (its agentId or one of its users)";
 
 /// The error body. `error` repeats `code`, `message` and `details` for nested readers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -186,22 +218,27 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         use ServiceError as S;
         match self {
-            Self::Validation { .. } | Self::Service(S::ForeignAuthor) => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } | Self::Service(S::ForeignAuthor | S::Invalid { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_)
             | Self::Service(S::SessionNotFound(_))
+            | Self::Service(S::ParticipantNotFound { .. })
             | Self::Service(S::AgentNotFound(_))
             | Self::Service(S::KeyNotFound(_)) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Service(S::Forbidden(_)) => StatusCode::FORBIDDEN,
             Self::RateLimited(_) | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Service(S::SessionExpired { .. } | S::CursorExpired { .. }) => StatusCode::GONE,
+            Self::Service(
+                S::SessionExpired { .. } | S::SessionEnded { .. } | S::CursorExpired { .. },
+            ) => StatusCode::GONE,
             Self::Service(
                 S::RenewalFailed { .. } | S::MaxDurationExceeded { .. } | S::IdempotencyKeyReused,
             ) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Service(S::Conflict) => StatusCode::CONFLICT,
+            Self::Service(S::Conflict | S::SessionPaused(_)) => StatusCode::CONFLICT,
             Self::Service(S::Unavailable(_) | S::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Service(S::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }

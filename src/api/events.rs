@@ -27,7 +27,9 @@ pub struct EventResponse {
     /// agent's feed, 1, 2, 3 … per agent. Without gaps; pass the last one seen as `cursor`.
     pub cursor: i64,
     /// `session.created`, `session.renewed`, `session.timeout_updated`, `session.expiring`,
-    /// `session.expired`, `session.ended` or `message.created`.
+    /// `session.expired`, `session.ended`, `message.created`, `session.participants_changed`,
+    /// `session.updated`, `session.paused`, `session.resumed`, `session.closed` or
+    /// `session.state_changed`.
     #[serde(rename = "type")]
     #[schema(example = "message.created")]
     pub event_type: &'static str,
@@ -40,7 +42,10 @@ pub struct EventResponse {
     /// `{timeoutConfig, expiresAt}` (`session.timeout_updated`), `{expiresAt, timeRemaining}`
     /// (`session.expiring`), `{reason: idle|max_duration,
     /// expiredAt}` (`session.expired`), `{reason: deleted|agent_deleted, endedAt}`
-    /// (`session.ended`).
+    /// (`session.ended`), `{added, removed}` (user ids; `session.participants_changed`),
+    /// `{title, metadata}` (`session.updated`), `{expiresAt}` (`session.paused`,
+    /// `session.resumed`), `{reason, endedAt}` (`session.closed`), `{changes: {field: {before,
+    /// after}}, state}` (`session.state_changed`).
     #[schema(value_type = Object)]
     pub data: Value,
 }
@@ -49,9 +54,10 @@ impl EventResponse {
     /// The event as `feed` shows it: its `cursor` is its position there.
     pub fn new(e: &Event, feed: Feed) -> Self {
         let data = match &e.kind {
-            EventKind::SessionCreated { session } => json!(SessionResponse::new(
+            EventKind::SessionCreated { session, members } => json!(SessionResponse::new(
                 &Snapshot {
                     session: session.clone(),
+                    members: members.clone(),
                     now: e.created_at,
                 },
                 false
@@ -82,6 +88,23 @@ impl EventResponse {
                 "endedAt": to_rfc3339(*ended_at),
             }),
             EventKind::MessageCreated { message } => json!(MessageResponse::from(message)),
+            EventKind::ParticipantsChanged { added, removed } => {
+                json!({ "added": added, "removed": removed })
+            }
+            EventKind::SessionUpdated { title, metadata } => {
+                json!({ "title": title, "metadata": metadata })
+            }
+            EventKind::SessionPaused { expires_at } | EventKind::SessionResumed { expires_at } => {
+                json!({ "expiresAt": to_rfc3339(*expires_at) })
+            }
+            EventKind::SessionClosed { reason, ended_at } => json!({
+                "reason": reason,
+                "endedAt": to_rfc3339(*ended_at),
+            }),
+            EventKind::StateChanged { changes, state } => json!({
+                "changes": changes,
+                "state": state,
+            }),
         };
         Self {
             cursor: feed.position(e),
@@ -253,10 +276,7 @@ fn frame(event: &Event, feed: Feed) -> web::Bytes {
 }
 
 fn is_last(event: &Event) -> bool {
-    matches!(
-        event.kind,
-        EventKind::SessionExpired { .. } | EventKind::SessionEnded { .. }
-    )
+    event.kind.is_last()
 }
 
 impl Stream {

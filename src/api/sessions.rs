@@ -12,8 +12,8 @@ use crate::api::extract::{self, ApiJson, DebugFlag, IdempotencyHeader};
 use crate::api::{created, DeletedResponse};
 use crate::clock::to_rfc3339;
 use crate::domain::{
-    ids, AgentId, Caller, Scope, Session, SessionFilter, SessionId, SessionStatus, StatusFilter,
-    UserId,
+    ids, AgentId, AuthorId, Caller, ConversationState, Scope, SessionFilter, SessionId,
+    SessionStatus, Stage, StatusFilter, UserId,
 };
 use crate::secret::Secret;
 use crate::service::sessions::{self as service, ListQuery, NewSession, Snapshot};
@@ -38,7 +38,22 @@ pub struct CreateSessionRequest {
     #[serde(default, deserialize_with = "json::object")]
     #[validate(nested)]
     pub timeout_config: Option<PartialTimeoutConfig>,
+    /// Other users taking part (a group session): each gets its own token in
+    /// `participantTokens`. Duplicates and `userId` are ignored; at most
+    /// `AGENT_SESSIONS_MAX_PARTICIPANTS` participants (default 100), the agent included.
+    #[serde(default)]
+    #[schema(max_items = 10000)]
+    #[validate(length(max = 10000, code = "items"))]
+    pub participants: Option<Vec<UserId>>,
+    /// At most 200 characters.
+    #[serde(default)]
+    #[schema(max_length = 200, example = "Project Discussion")]
+    #[validate(length(max = TITLE_MAX_CHARS, code = "chars"))]
+    pub title: Option<String>,
 }
+
+/// A title's length limit, in characters.
+pub const TITLE_MAX_CHARS: u64 = 200;
 
 // The two ids of a create request are documented inline, with examples: schemathesis seeds
 // its requests with property examples (it does not follow `$ref`s for them), and the contract
@@ -68,14 +83,48 @@ pub struct SessionDebug {
     pub server_time: String,
 }
 
+/// One user in a session (`dm`) or several (`group`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionType {
+    Dm,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParticipantRole {
+    Agent,
+    User,
+}
+
+/// Someone taking part in a session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantResponse {
+    /// The agent's id, or a user's.
+    pub id: AuthorId,
+    pub role: ParticipantRole,
+    #[schema(format = DateTime)]
+    pub joined_at: String,
+}
+
 /// A session as lists show it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSummary {
     pub session_id: SessionId,
     pub agent_id: AgentId,
+    /// The user who created the session.
     pub user_id: UserId,
     pub status: SessionStatus,
+    #[serde(rename = "type")]
+    pub session_type: SessionType,
+    pub title: Option<String>,
+    /// The agent first, then the creator, then the others in the order they joined.
+    pub participants: Vec<ParticipantResponse>,
+    /// The conversation state the agent keeps (`PATCH .../state`).
+    pub state: ConversationState,
     #[schema(format = DateTime, example = "2026-01-02T03:04:05.678Z")]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -90,15 +139,47 @@ pub struct SessionSummary {
     /// The session's metadata (the ElizaOS api-client's `SessionInfoResponse` carries it).
     #[schema(value_type = Object)]
     pub metadata: Value,
+    /// When it expired or ended (only once it is over).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+    /// Why it is over: `idle`, `max_duration`, `agent_deleted`, or the close reason
+    /// (`closed` when none was given). Only once it is over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
 }
 
 impl SessionSummary {
-    fn new(s: &Session, now: i64) -> Self {
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let Snapshot { session: s, now, .. } = snapshot;
+        let now = *now;
+        let members = snapshot.members();
+        let agent = ParticipantResponse {
+            id: s.agent_id.into(),
+            role: ParticipantRole::Agent,
+            joined_at: to_rfc3339(s.created_at),
+        };
+        // The creator first, whatever the joining order says.
+        let creator = members.iter().filter(|m| m.user_id == s.user_id);
+        let others = members.iter().filter(|m| m.user_id != s.user_id);
+        let users = creator.chain(others).map(|m| ParticipantResponse {
+            id: m.user_id.into(),
+            role: ParticipantRole::User,
+            joined_at: to_rfc3339(m.joined_at),
+        });
         Self {
             session_id: s.id,
             agent_id: s.agent_id,
             user_id: s.user_id,
             status: s.status_at(now),
+            session_type: if members.len() > 1 {
+                SessionType::Group
+            } else {
+                SessionType::Dm
+            },
+            title: s.title.clone(),
+            participants: std::iter::once(agent).chain(users).collect(),
+            state: s.state.clone(),
             created_at: to_rfc3339(s.created_at),
             last_activity: to_rfc3339(s.last_activity),
             expires_at: to_rfc3339(s.expires_at),
@@ -106,6 +187,8 @@ impl SessionSummary {
             is_near_expiration: s.is_near_expiration(now),
             renewal_count: s.renewal_count,
             metadata: s.metadata.clone(),
+            ended_at: s.expired_at(now).map(to_rfc3339),
+            end_reason: s.end_reason_at(now),
         }
     }
 }
@@ -125,15 +208,37 @@ pub struct SessionResponse {
 
 impl SessionResponse {
     pub fn new(snapshot: &Snapshot, debug: bool) -> Self {
-        let Snapshot { session: s, now } = snapshot;
+        let Snapshot { session: s, now, .. } = snapshot;
         Self {
-            session: SessionSummary::new(s, *now),
+            session: SessionSummary::new(snapshot),
             timeout_config: s.config.config,
             debug: debug.then(|| SessionDebug {
                 timeout_config_sources: s.config.sources,
                 server_time: to_rfc3339(*now),
             }),
         }
+    }
+}
+
+/// A token for one participant of a session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantToken {
+    pub user_id: UserId,
+    /// Opens this session as this user (send, read, events). Shown once.
+    #[schema(example = "ast_6f1c2a9e0b7d4c3f8a5e1d2c0b9a8f7e6d5c4b3a2f1e0d9c")]
+    pub session_token: String,
+}
+
+impl ParticipantToken {
+    pub fn all(tokens: &[(UserId, Secret)]) -> Vec<Self> {
+        tokens
+            .iter()
+            .map(|(user_id, token)| Self {
+                user_id: *user_id,
+                session_token: token.expose().to_owned(),
+            })
+            .collect()
     }
 }
 
@@ -149,6 +254,9 @@ pub struct CreatedSessionResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "ast_6f1c2a9e0b7d4c3f8a5e1d2c0b9a8f7e6d5c4b3a2f1e0d9c")]
     pub session_token: Option<String>,
+    /// The tokens of the other participants given in `participants`, one each (empty for a
+    /// one-user session).
+    pub participant_tokens: Vec<ParticipantToken>,
 }
 
 /// A session's new token.
@@ -163,7 +271,7 @@ pub struct SessionTokenResponse {
     pub session_token: String,
 }
 
-fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
+pub(crate) fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
     HttpResponse::Ok().json(SessionResponse::new(snapshot, debug.0))
 }
 
@@ -217,6 +325,8 @@ pub async fn create(
     let input = NewSession {
         agent_id: body.agent_id,
         user_id: body.user_id,
+        participants: body.participants.unwrap_or_default(),
+        title: body.title,
         metadata: validation::metadata_or_empty(body.metadata),
         timeout_config: body.timeout_config.unwrap_or_default(),
     };
@@ -230,6 +340,7 @@ pub async fn create(
                 .token
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
+            participant_tokens: ParticipantToken::all(&created_session.participant_tokens),
         },
     ))
 }
@@ -271,12 +382,16 @@ pub struct ListSessionsParams {
     /// Only this agent's sessions.
     #[param(value_type = Option<AgentId>)]
     pub agent_id: Option<String>,
-    /// Only this user's sessions.
+    /// Only sessions this user takes part in (created, or was added to).
     #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
-    /// `active` (default), `expired` or `all`.
-    #[param(value_type = Option<String>, pattern = "^(active|expired|all)$")]
+    /// `active` (default), `paused`, `expired` (over: timed out or ended) or `all`.
+    #[param(value_type = Option<String>, pattern = "^(active|paused|expired|all)$")]
     pub status: Option<String>,
+    /// Only sessions at this conversation stage: `greeting`, `discovery`, `engaged`,
+    /// `resolution` or `closing`.
+    #[param(value_type = Option<String>, pattern = "^(greeting|discovery|engaged|resolution|closing)$")]
+    pub stage: Option<String>,
     /// 1–100, default 50.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
@@ -289,14 +404,24 @@ impl ListSessionsParams {
     fn parse(self, bound_to: &Caller) -> Result<ListQuery, ApiError> {
         let status = match self.status.as_deref().map(str::trim) {
             None | Some("active") => StatusFilter::Active,
+            Some("paused") => StatusFilter::Paused,
             Some("expired") => StatusFilter::Expired,
             Some("all") => StatusFilter::All,
             Some(_) => {
                 return Err(ApiError::invalid(
                     "status",
-                    "must be active, expired or all",
+                    "must be active, paused, expired or all",
                 ))
             }
+        };
+        let stage = match self.stage.as_deref().map(str::trim) {
+            None => None,
+            Some(text) => Some(Stage::parse(text).ok_or_else(|| {
+                ApiError::invalid(
+                    "stage",
+                    "must be greeting, discovery, engaged, resolution or closing",
+                )
+            })?),
         };
         // A key bound to an agent lists that agent's sessions only.
         let agent_id = bound_to
@@ -306,6 +431,7 @@ impl ListSessionsParams {
             filter: SessionFilter {
                 agent_id,
                 user_id: extract::query_id(UserId::FIELD, self.user_id.as_deref())?,
+                stage,
             },
             status,
             limit: extract::int_param("limit", self.limit.as_deref(), 50, (1, 100))?,
@@ -320,6 +446,8 @@ pub struct SessionStats {
     /// Sessions matching the agent/user filters, whatever their status.
     pub total_sessions: i64,
     pub active_sessions: i64,
+    pub paused_sessions: i64,
+    /// Timed out or ended.
     pub expired_sessions: i64,
 }
 
@@ -360,18 +488,15 @@ pub async fn list(
     let (limit, offset) = (query.limit, query.offset);
     let page = service::list(&state, query).await?;
     Ok(HttpResponse::Ok().json(SessionListResponse {
-        sessions: page
-            .sessions
-            .iter()
-            .map(|s| SessionSummary::new(s, page.now))
-            .collect(),
+        sessions: page.sessions.iter().map(SessionSummary::new).collect(),
         total: page.total,
         limit,
         offset,
         stats: SessionStats {
             total_sessions: page.total_sessions,
             active_sessions: page.active_sessions,
-            expired_sessions: page.total_sessions - page.active_sessions,
+            paused_sessions: page.paused_sessions,
+            expired_sessions: page.total_sessions - page.active_sessions - page.paused_sessions,
         },
     }))
 }

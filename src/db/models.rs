@@ -7,11 +7,12 @@ use diesel::result::Error as DieselError;
 use serde_json::Value;
 
 use super::schema::{
-    agents, api_keys, idempotency_outcomes, messages, session_events, session_tokens, sessions,
+    agents, api_keys, idempotency_outcomes, messages, session_events, session_participants,
+    session_tokens, sessions,
 };
 use crate::domain::{
-    Agent, AgentId, ApiKey, Attachment, Author, Event, EventKind, Message, MessageId, Scopes,
-    Session, SessionId, SessionStatus, UserId,
+    Agent, AgentId, ApiKey, Attachment, Author, ConversationState, Event, EventKind, Member,
+    Message, MessageId, Scopes, Session, SessionId, SessionStatus, UserId,
 };
 use crate::timeout::{ConfigSources, EffectiveConfig, PartialTimeoutConfig, TimeoutConfig};
 
@@ -167,10 +168,12 @@ impl From<&Agent> for AgentRow {
 pub const ACTIVE: &str = "active";
 pub const EXPIRED: &str = "expired";
 pub const ENDED: &str = "ended";
+pub const PAUSED: &str = "paused";
 
 pub fn status_text(status: SessionStatus) -> &'static str {
     match status {
         SessionStatus::Active => ACTIVE,
+        SessionStatus::Paused => PAUSED,
         SessionStatus::Expired => EXPIRED,
         SessionStatus::Ended => ENDED,
     }
@@ -179,6 +182,7 @@ pub fn status_text(status: SessionStatus) -> &'static str {
 fn parse_status(text: &str) -> Result<SessionStatus, String> {
     match text {
         ACTIVE => Ok(SessionStatus::Active),
+        PAUSED => Ok(SessionStatus::Paused),
         EXPIRED => Ok(SessionStatus::Expired),
         ENDED => Ok(SessionStatus::Ended),
         other => Err(format!("unknown status {other:?}")),
@@ -202,9 +206,15 @@ pub struct SessionRow {
     pub renewal_count: i64,
     pub closed_at: Option<i64>,
     pub version: i64,
+    pub title: Option<String>,
+    pub state: String,
+    pub stage: String,
+    pub end_reason: Option<String>,
 }
 
-/// The mutable part of a session, written with an optimistic version check.
+/// The mutable part of a session, written with an optimistic version check. The columns a
+/// message never changes are written only when they did change (`None` leaves them alone):
+/// the hot path does not rewrite the metadata and state on every message.
 #[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = sessions)]
 pub struct SessionChanges {
@@ -215,6 +225,13 @@ pub struct SessionChanges {
     pub expires_at: i64,
     pub renewal_count: i64,
     pub version: i64,
+    pub status: String,
+    pub closed_at: Option<i64>,
+    pub metadata: Option<String>,
+    pub title: Option<Option<String>>,
+    pub state: Option<String>,
+    pub stage: Option<String>,
+    pub end_reason: Option<Option<String>>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -249,6 +266,14 @@ impl TryFrom<SessionRow> for Session {
             renewal_count: row.renewal_count,
             closed_at: row.closed_at,
             version: row.version,
+            title: row.title,
+            state: column(
+                "sessions",
+                id,
+                "state",
+                serde_json::from_str::<ConversationState>(&row.state),
+            )?,
+            end_reason: row.end_reason,
         })
     }
 }
@@ -269,11 +294,16 @@ impl Session {
             renewal_count: self.renewal_count,
             closed_at: self.closed_at,
             version: self.version,
+            title: self.title.clone(),
+            state: json_text(&self.state)?,
+            stage: self.state.stage.as_str().to_owned(),
+            end_reason: self.end_reason.clone(),
         })
     }
 
-    /// What an update writes; the version is bumped.
-    pub fn changes(&self) -> QueryResult<SessionChanges> {
+    /// What an update from `before` to `self` writes; the version is bumped.
+    pub fn changes(&self, before: &Session) -> QueryResult<SessionChanges> {
+        let changed = |same: bool| !same;
         Ok(SessionChanges {
             timeout: self.config.config.into(),
             config_sources: json_text(&self.config.sources)?,
@@ -281,6 +311,56 @@ impl Session {
             expires_at: self.expires_at,
             renewal_count: self.renewal_count,
             version: self.version + 1,
+            status: status_text(self.status).to_owned(),
+            closed_at: self.closed_at.filter(|_| changed(self.closed_at == before.closed_at)),
+            metadata: changed(self.metadata == before.metadata)
+                .then(|| json_text(&self.metadata))
+                .transpose()?,
+            title: changed(self.title == before.title).then(|| self.title.clone()),
+            state: changed(self.state == before.state)
+                .then(|| json_text(&self.state))
+                .transpose()?,
+            stage: changed(self.state.stage == before.state.stage)
+                .then(|| self.state.stage.as_str().to_owned()),
+            end_reason: changed(self.end_reason == before.end_reason)
+                .then(|| self.end_reason.clone()),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// session_participants
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = session_participants)]
+pub struct ParticipantRow {
+    pub session_id: String,
+    pub user_id: String,
+    pub joined_at: i64,
+}
+
+impl ParticipantRow {
+    pub fn new(session: SessionId, member: &Member) -> Self {
+        Self {
+            session_id: session.to_string(),
+            user_id: member.user_id.to_string(),
+            joined_at: member.joined_at,
+        }
+    }
+}
+
+impl TryFrom<ParticipantRow> for Member {
+    type Error = DieselError;
+
+    fn try_from(row: ParticipantRow) -> QueryResult<Self> {
+        Ok(Self {
+            user_id: column(
+                "session_participants",
+                &row.session_id,
+                "user_id",
+                row.user_id.parse::<UserId>(),
+            )?,
+            joined_at: row.joined_at,
         })
     }
 }

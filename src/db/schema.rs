@@ -31,6 +31,10 @@ diesel::table! {
         renewal_count -> BigInt,
         closed_at -> Nullable<BigInt>,
         version -> BigInt,
+        title -> Nullable<Text>,
+        state -> Text,
+        stage -> Text,
+        end_reason -> Nullable<Text>,
     }
 }
 
@@ -93,7 +97,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     session_tokens,
     session_events,
     agent_feeds,
-    expiry_warnings
+    expiry_warnings,
+    session_participants
 );
 
 diesel::table! {
@@ -122,3 +127,13 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    session_participants (session_id, user_id) {
+        session_id -> Text,
+        user_id -> Text,
+        joined_at -> BigInt,
+    }
+}
+
+diesel::joinable!(session_participants -> sessions (session_id));

@@ -247,6 +247,22 @@ impl Caller {
         }
     }
 
+    /// May this caller run the session's lifecycle (pause, resume, close, delete)? As
+    /// [`Caller::may_touch`], and a session token only when it is the creator's: a user added
+    /// to a group chat may take part in it, not end it for everyone.
+    pub fn may_manage(&self, session: &Session) -> Result<(), Forbidden> {
+        self.may_touch(session)?;
+        match self {
+            Caller::SessionToken { user_id, .. } if *user_id != session.user_id => {
+                Err(Forbidden(format!(
+                    "Only the session's creator ({}) can do this with a session token",
+                    session.user_id
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Who writes a message sent by this caller. A session token writes as its participant
     /// and an agent-bound key as the agent, whatever the body says (an `authorId` naming
     /// someone else is refused); a trusted caller chooses with `authorId` (default: the user).

@@ -2,10 +2,14 @@
 //! serde shape (like idempotency outcomes) and rendered into the API's camelCase shapes when
 //! read, so the wire shapes stay in `api/`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
-use crate::domain::{AgentId, Message, Session, SessionId};
+use crate::domain::{
+    AgentId, ConversationState, FieldChange, Member, Message, Session, SessionId, UserId,
+};
 use crate::timeout::EffectiveConfig;
 
 /// Why a session expired.
@@ -33,7 +37,12 @@ pub enum EndReason {
 #[serde(tag = "type", content = "data")]
 pub enum EventKind {
     #[serde(rename = "session.created")]
-    SessionCreated { session: Session },
+    SessionCreated {
+        session: Session,
+        /// Its users (older logs lack them: the creator only, then).
+        #[serde(default)]
+        members: Vec<Member>,
+    },
     /// `expiresAt` moved later (a renew, or activity with auto-renew).
     #[serde(rename = "session.renewed")]
     SessionRenewed {
@@ -58,6 +67,29 @@ pub enum EventKind {
     SessionEnded { reason: EndReason, ended_at: Millis },
     #[serde(rename = "message.created")]
     MessageCreated { message: Message },
+    #[serde(rename = "session.participants_changed")]
+    ParticipantsChanged {
+        added: Vec<UserId>,
+        removed: Vec<UserId>,
+    },
+    /// The title or metadata changed (`PATCH .../{id}`); both as they are now.
+    #[serde(rename = "session.updated")]
+    SessionUpdated {
+        title: Option<String>,
+        metadata: serde_json::Value,
+    },
+    #[serde(rename = "session.paused")]
+    SessionPaused { expires_at: Millis },
+    #[serde(rename = "session.resumed")]
+    SessionResumed { expires_at: Millis },
+    #[serde(rename = "session.closed")]
+    SessionClosed { reason: String, ended_at: Millis },
+    /// The conversation state changed: each changed field before and after, and the whole.
+    #[serde(rename = "session.state_changed")]
+    StateChanged {
+        changes: BTreeMap<String, FieldChange>,
+        state: ConversationState,
+    },
 }
 
 impl EventKind {
@@ -71,7 +103,23 @@ impl EventKind {
             EventKind::SessionExpired { .. } => "session.expired",
             EventKind::SessionEnded { .. } => "session.ended",
             EventKind::MessageCreated { .. } => "message.created",
+            EventKind::ParticipantsChanged { .. } => "session.participants_changed",
+            EventKind::SessionUpdated { .. } => "session.updated",
+            EventKind::SessionPaused { .. } => "session.paused",
+            EventKind::SessionResumed { .. } => "session.resumed",
+            EventKind::SessionClosed { .. } => "session.closed",
+            EventKind::StateChanged { .. } => "session.state_changed",
         }
+    }
+
+    /// The session's last event: nothing follows it in its log.
+    pub fn is_last(&self) -> bool {
+        matches!(
+            self,
+            EventKind::SessionExpired { .. }
+                | EventKind::SessionEnded { .. }
+                | EventKind::SessionClosed { .. }
+        )
     }
 
     /// The renewal of a session that was just renewed.

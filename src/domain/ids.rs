@@ -130,6 +130,13 @@ impl From<UserId> for AuthorId {
     }
 }
 
+/// A user author's id, as the user it is (a message's author who is not the agent).
+impl From<AuthorId> for UserId {
+    fn from(id: AuthorId) -> Self {
+        Self(id.0)
+    }
+}
+
 impl From<AgentId> for AuthorId {
     fn from(id: AgentId) -> Self {
         Self(id.0)

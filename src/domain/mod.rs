@@ -2,6 +2,7 @@
 //! storage rows live in `db/`, the wire shapes in `api/`.
 
 pub mod agent;
+pub mod conversation;
 pub mod credential;
 pub mod event;
 pub mod ids;
@@ -13,4 +14,5 @@ pub use credential::{ApiKey, Caller, Forbidden, Scope, Scopes};
 pub use event::{EndReason, Event, EventKind, ExpiryReason};
 pub use ids::{AgentId, AuthorId, InvalidId, KeyId, MessageId, SessionId, UserId};
 pub use message::{Attachment, Author, Message};
-pub use session::{Session, SessionFilter, SessionStatus, StatusFilter};
+pub use conversation::{ConversationState, FieldChange, Stage, StatePatch};
+pub use session::{Member, Over, Session, SessionFilter, SessionStatus, StatusFilter};

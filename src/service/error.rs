@@ -2,7 +2,7 @@
 //! and body.
 
 use crate::clock::Millis;
-use crate::domain::{AgentId, Forbidden, KeyId, SessionId};
+use crate::domain::{AgentId, Forbidden, KeyId, SessionId, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -14,6 +14,24 @@ pub enum ServiceError {
         session_id: SessionId,
         expired_at: Millis,
     },
+    /// The session was closed (or its agent deleted) at `ended_at`.
+    #[error("session {session_id} has ended")]
+    SessionEnded {
+        session_id: SessionId,
+        ended_at: Millis,
+        reason: String,
+    },
+    /// The session is paused: it takes no messages (and no renewals) until resumed.
+    #[error("session {0} is paused")]
+    SessionPaused(SessionId),
+    #[error("user {user_id} does not take part in session {session_id}")]
+    ParticipantNotFound {
+        session_id: SessionId,
+        user_id: UserId,
+    },
+    /// Input that is well-formed but not acceptable for this session (a 400 naming the field).
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
     /// An explicit renew when `expiresAt` already sits at the max-duration cap.
     #[error("session {session_id} cannot be renewed: the maximum duration is reached")]
     RenewalFailed { session_id: SessionId, cap: Millis },
@@ -31,8 +49,8 @@ pub enum ServiceError {
     /// session, a session token and another session, an author it cannot write as).
     #[error("forbidden: {0}")]
     Forbidden(String),
-    /// A message's author is neither the session's user nor its agent.
-    #[error("the author must be the session's user or agent")]
+    /// A message's author does not take part in the session.
+    #[error("the author must be a participant of the session")]
     ForeignAuthor,
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,

@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::clock::Millis;
 use crate::db::repo::{agents, session_events as repo, sessions};
 use crate::db::DbConnection;
-use crate::domain::{AgentId, Caller, Event, EventKind, Forbidden, SessionId, SessionStatus};
+use crate::domain::{AgentId, Caller, Event, EventKind, Forbidden, SessionId};
 use crate::events::Notice;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
@@ -187,7 +187,7 @@ fn read(
             caller.may_touch(&session)?;
             // Over once its last event is in the log: a session past its expiry whose
             // `session.expired` the scheduler is about to record is worth waiting for.
-            session.status != SessionStatus::Active
+            !session.status.is_open()
         }
         None => {
             let agent = repo::agent_of(conn, id)?.ok_or(ServiceError::SessionNotFound(id))?;

@@ -3,11 +3,14 @@ use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::messages::{self as repo, Direction};
+use crate::db::repo::participants;
+use crate::db::DbConnection;
 use crate::domain::{
     Attachment, Author, AuthorId, Caller, EventKind, Message, MessageId, Session, SessionId,
+    SessionStatus,
 };
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
-use crate::service::sessions::{load_live, mutate, touch};
+use crate::service::sessions::{load_for, load_live, mutate, touch, Access, Snapshot};
 use crate::service::{events, ServiceError, ServiceResult};
 use crate::state::AppState;
 
@@ -30,9 +33,11 @@ pub struct Sent {
     pub now: Millis,
 }
 
-/// Who wrote it: fixed by a session token (its user) or an agent-bound key (the agent);
-/// otherwise the session's user by default, its agent when the agent's id is given.
+/// Who wrote it: fixed by a session token (its participant) or an agent-bound key (the
+/// agent); otherwise the session's creator by default, or whichever participant `authorId`
+/// names (the agent's id: an agent reply).
 fn author(
+    conn: &mut DbConnection,
     caller: &Caller,
     session: &Session,
     author_id: Option<AuthorId>,
@@ -46,6 +51,9 @@ fn author(
         None => Ok(user),
         Some(id) if id == user.id() => Ok(user),
         Some(id) if id == agent.id() => Ok(agent),
+        Some(id) if participants::is_member(conn, session.id, id.into())? => {
+            Ok(Author::User(id.into()))
+        }
         Some(_) => Err(ServiceError::ForeignAuthor),
     }
 }
@@ -73,11 +81,14 @@ pub async fn send(
                     session_id,
                     now,
                     |s| {
+                        if s.status == SessionStatus::Paused {
+                            return Err(ServiceError::SessionPaused(s.id));
+                        }
                         was_renewed = touch(s, now);
                         Ok(())
                     },
                     |conn, s| {
-                        let author = author(&caller, s, input.author_id)?;
+                        let author = author(conn, &caller, s, input.author_id)?;
                         let (seq, created_at) = match repo::last_position(conn, s.id)? {
                             Some((seq, last)) => (seq + 1, now.max(last + 1)),
                             None => (1, now),
@@ -154,24 +165,51 @@ pub async fn list(
     state
         .db(move |conn| {
             load_live(conn, &caller, session_id, now)?;
-            let direction = match (query.before, query.after) {
-                (None, Some(_)) => Direction::Forward,
-                _ => Direction::Backward,
-            };
-            let mut messages = repo::page(
-                conn,
-                session_id,
-                query.before,
-                query.after,
-                direction,
-                query.limit + 1,
-            )?;
-            let has_more = messages.len() as i64 > query.limit;
-            messages.truncate(query.limit as usize);
-            if direction == Direction::Forward {
-                messages.reverse();
-            }
-            Ok(MessagePage { messages, has_more })
+            page(conn, session_id, query)
         })
         .await
+}
+
+/// A session's archive: the session as it is (or as it ended) and a page of its history,
+/// for live, paused, expired and ended sessions alike, until the purge.
+pub async fn transcript(
+    state: &AppState,
+    caller: &Caller,
+    session_id: SessionId,
+    query: PageQuery,
+) -> ServiceResult<(Snapshot, MessagePage)> {
+    let now = state.now();
+    let caller = caller.clone();
+    state
+        .db(move |conn| {
+            let session = load_for(conn, &caller, session_id, Access::Touch)?;
+            let snapshot = Snapshot::load(conn, session, now)?;
+            Ok((snapshot, page(conn, session_id, query)?))
+        })
+        .await
+}
+
+fn page(
+    conn: &mut DbConnection,
+    session_id: SessionId,
+    query: PageQuery,
+) -> ServiceResult<MessagePage> {
+    let direction = match (query.before, query.after) {
+        (None, Some(_)) => Direction::Forward,
+        _ => Direction::Backward,
+    };
+    let mut messages = repo::page(
+        conn,
+        session_id,
+        query.before,
+        query.after,
+        direction,
+        query.limit + 1,
+    )?;
+    let has_more = messages.len() as i64 > query.limit;
+    messages.truncate(query.limit as usize);
+    if direction == Direction::Forward {
+        messages.reverse();
+    }
+    Ok(MessagePage { messages, has_more })
 }

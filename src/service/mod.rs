@@ -8,7 +8,9 @@ pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod keys;
+pub mod lifecycle;
 pub mod messages;
+pub mod participants;
 pub mod sessions;
 pub mod tokens;
 

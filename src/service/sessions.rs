@@ -1,13 +1,16 @@
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::db::repo::agents as agent_repo;
+use crate::db::repo::participants;
 use crate::db::repo::sessions as repo;
 use crate::db::DbConnection;
 use crate::domain::{
-    AgentId, Caller, EndReason, EventKind, Session, SessionFilter, SessionId, SessionStatus,
-    StatusFilter, UserId,
+    AgentId, Caller, ConversationState, EndReason, EventKind, Member, Over, Session,
+    SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
 };
 use crate::secret::Secret;
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
@@ -16,11 +19,43 @@ use crate::state::AppState;
 use crate::timeout::policy::{self, RenewalError};
 use crate::timeout::{ConfigSource, PartialTimeoutConfig};
 
-/// A session as read at `now` (time remaining and the warning depend on it).
+/// A session as read at `now` (time remaining and the warning depend on it), with its users.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub session: Session,
+    /// Its users in the order they joined, the creator first. Outcomes stored before group
+    /// sessions lack them; they read as the creator alone.
+    #[serde(default)]
+    pub members: Vec<Member>,
     pub now: Millis,
+}
+
+impl Snapshot {
+    /// The session with its users, read in the caller's transaction.
+    pub(crate) fn load(
+        conn: &mut DbConnection,
+        session: Session,
+        now: Millis,
+    ) -> ServiceResult<Self> {
+        let members = participants::of_session(conn, session.id)?;
+        Ok(Self {
+            session,
+            members,
+            now,
+        })
+    }
+
+    /// Its users; the creator alone for a snapshot stored before group sessions.
+    pub fn members(&self) -> Vec<Member> {
+        if self.members.is_empty() {
+            vec![Member {
+                user_id: self.session.user_id,
+                joined_at: self.session.created_at,
+            }]
+        } else {
+            self.members.clone()
+        }
+    }
 }
 
 /// Validated input for a new session.
@@ -28,21 +63,51 @@ pub struct Snapshot {
 pub struct NewSession {
     pub agent_id: AgentId,
     pub user_id: UserId,
+    /// Users besides `user_id` (duplicates and the creator are ignored).
+    pub participants: Vec<UserId>,
+    pub title: Option<String>,
     pub metadata: Value,
     pub timeout_config: PartialTimeoutConfig,
 }
 
-/// A created (or replayed) session and the token that opens it.
+/// A created (or replayed) session and the tokens that open it.
 #[derive(Debug)]
 pub struct Created {
     pub outcome: Outcome<Snapshot>,
-    /// `None` only for a replay whose session is gone (deleted or purged) since.
+    /// The creator's. `None` only for a replay whose session is gone (deleted or purged) since.
     pub token: Option<Secret>,
+    /// One per other participant, in the order they were given.
+    pub participant_tokens: Vec<(UserId, Secret)>,
 }
 
-/// Creates a session and its user's token in one short transaction; with an idempotency key,
-/// a retry gets the first outcome back instead, with a fresh token (only the digest of the
-/// first was kept) that revokes the earlier one.
+/// Refuses a session of more than `max` participants, its agent included.
+pub(crate) fn check_size(users: usize, max: usize) -> ServiceResult<()> {
+    if users + 1 > max {
+        return Err(ServiceError::Invalid {
+            field: "participants",
+            reason: format!(
+                "a session has at most {max} participants, its agent included ({} asked)",
+                users + 1
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `ids` without duplicates, without the agent's id and without those in `present`.
+pub(crate) fn newcomers(ids: &[UserId], agent: AgentId, present: &[UserId]) -> Vec<UserId> {
+    let mut out: Vec<UserId> = Vec::new();
+    for id in ids {
+        if id.as_uuid() != agent.as_uuid() && !present.contains(id) && !out.contains(id) {
+            out.push(*id);
+        }
+    }
+    out
+}
+
+/// Creates a session, its participants and their tokens in one short transaction; with an
+/// idempotency key, a retry gets the first outcome back instead, with fresh tokens (only the
+/// digests of the first were kept) that revoke the earlier ones.
 pub async fn create(
     state: &AppState,
     caller: &Caller,
@@ -52,12 +117,15 @@ pub async fn create(
     caller.may_act_for_agent(input.agent_id)?;
     let now = state.now();
     let global = state.settings.timeouts;
+    let max_participants = state.settings.max_participants;
     let created = state
         .write(move |conn| {
             let outcome = idempotency::once(conn, idempotency_key.as_ref(), now, |conn| {
                 let agent = agent_repo::find(conn, input.agent_id)?
                     .ok_or(ServiceError::AgentNotFound(input.agent_id))?;
                 let config = policy::merge(global, &agent.timeout_config, &input.timeout_config);
+                let others = newcomers(&input.participants, input.agent_id, &[input.user_id]);
+                check_size(others.len() + 1, max_participants)?;
                 let session = Session {
                     id: SessionId::new_random(),
                     agent_id: input.agent_id,
@@ -71,26 +139,68 @@ pub async fn create(
                     renewal_count: 0,
                     closed_at: None,
                     version: 0,
+                    title: input.title.clone(),
+                    state: ConversationState::default(),
+                    end_reason: None,
                 };
+                let members: Vec<Member> = std::iter::once(input.user_id)
+                    .chain(others)
+                    .map(|user_id| Member {
+                        user_id,
+                        joined_at: now,
+                    })
+                    .collect();
                 repo::insert(conn, &session)?;
+                participants::insert(conn, session.id, &members)?;
                 let created = EventKind::SessionCreated {
                     session: session.clone(),
+                    members: members.clone(),
                 };
                 events::record(conn, session.id, session.agent_id, created, now)?;
-                Ok(Snapshot { session, now })
+                Ok(Snapshot {
+                    session,
+                    members,
+                    now,
+                })
             })?;
-            let token = if outcome.replayed {
-                // Lock, then read: the session may be gone since (deleted, or purged).
-                let id = outcome.value.session.id;
+            let snapshot = &outcome.value;
+            let creator = snapshot.session.user_id;
+            let others: Vec<UserId> = snapshot
+                .members()
+                .iter()
+                .map(|m| m.user_id)
+                .filter(|u| *u != creator)
+                .collect();
+            let (token, participant_tokens) = if outcome.replayed {
+                // Lock, then read: the session, or some of its users, may be gone since.
+                let id = snapshot.session.id;
                 repo::lock(conn, id)?;
                 match repo::find(conn, id)? {
-                    Some(session) => Some(tokens::reissue(conn, &session, now)?),
-                    None => None,
+                    Some(session) => {
+                        let present = participants::of_session(conn, id)?;
+                        let mut tokens = Vec::new();
+                        for user in others {
+                            if present.iter().any(|m| m.user_id == user) {
+                                tokens.push((user, tokens::reissue(conn, &session, user, now)?));
+                            }
+                        }
+                        (Some(tokens::reissue(conn, &session, creator, now)?), tokens)
+                    }
+                    None => (None, Vec::new()),
                 }
             } else {
-                Some(tokens::issue_first(conn, &outcome.value.session, now)?)
+                let session = &snapshot.session;
+                let mut tokens = Vec::new();
+                for user in others {
+                    tokens.push((user, tokens::issue(conn, session, user, now)?));
+                }
+                (Some(tokens::issue(conn, session, creator, now)?), tokens)
             };
-            Ok(Created { outcome, token })
+            Ok(Created {
+                outcome,
+                token,
+                participant_tokens,
+            })
         })
         .await?;
     if !created.outcome.replayed {
@@ -102,53 +212,75 @@ pub async fn create(
     Ok(created)
 }
 
-/// The session if the caller may touch it: not found when unknown, forbidden when it is not
-/// the caller's (checked before anything else is revealed or written).
-fn load_for(conn: &mut DbConnection, caller: &Caller, id: SessionId) -> ServiceResult<Session> {
+/// What a caller needs to do something to a session: touch it (read, write, take part), or
+/// manage it (pause, resume, close, delete: a session token only when it is the creator's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Touch,
+    Manage,
+}
+
+/// The session if the caller may touch (or manage) it: not found when unknown, forbidden when
+/// it is not the caller's (checked before anything else is revealed or written).
+pub(crate) fn load_for(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    id: SessionId,
+    access: Access,
+) -> ServiceResult<Session> {
     let session = repo::find(conn, id)?.ok_or(ServiceError::SessionNotFound(id))?;
-    caller.may_touch(&session)?;
+    match access {
+        Access::Touch => caller.may_touch(&session)?,
+        Access::Manage => caller.may_manage(&session)?,
+    }
     Ok(session)
 }
 
 /// The session if the caller may touch it and it is live at `now`: not found when unknown,
-/// forbidden when not the caller's, expired when over.
+/// forbidden when not the caller's, expired or ended when over.
 pub(crate) fn load_live(
     conn: &mut DbConnection,
     caller: &Caller,
     id: SessionId,
     now: Millis,
 ) -> ServiceResult<Session> {
-    let session = load_for(conn, caller, id)?;
+    let session = load_for(conn, caller, id, Access::Touch)?;
     live(session, now)
 }
 
 fn live(session: Session, now: Millis) -> ServiceResult<Session> {
-    let id = session.id;
-    match session.expired_at(now) {
+    let session_id = session.id;
+    match session.over_at(now) {
         None => Ok(session),
-        Some(expired_at) => Err(ServiceError::SessionExpired {
-            session_id: id,
-            expired_at,
+        Some(Over::Expired { at }) => Err(ServiceError::SessionExpired {
+            session_id,
+            expired_at: at,
+        }),
+        Some(Over::Ended { at, reason }) => Err(ServiceError::SessionEnded {
+            session_id,
+            ended_at: at,
+            reason,
         }),
     }
 }
 
-/// One indexed read; not found when unknown, expired when over.
+/// Two indexed reads; not found when unknown, expired or ended when over.
 pub async fn get(state: &AppState, caller: &Caller, id: SessionId) -> ServiceResult<Snapshot> {
     let now = state.now();
     let caller = caller.clone();
     state
         .point_read(move |conn| {
             let session = load_live(conn, &caller, id, now)?;
-            Ok(Snapshot { session, now })
+            Snapshot::load(conn, session, now)
         })
         .await
 }
 
-/// Inside a transaction: locks and loads a live session, lets `change` modify it and writes it
-/// back, then lets `then` do the operation's other writes while the row stays locked, so
-/// writers of one session are serialized. The version check is a safety net: should it fail,
-/// [`ServiceError::Conflict`] makes [`AppState::write`] retry.
+/// Inside a transaction: locks and loads a live session, lets `change` modify it and writes
+/// what changed back (nothing when nothing did), then lets `then` do the operation's other
+/// writes while the row stays locked, so writers of one session are serialized. The version
+/// check is a safety net: should it fail, [`ServiceError::Conflict`] makes
+/// [`AppState::write`] retry.
 pub(crate) fn mutate<T>(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -158,13 +290,15 @@ pub(crate) fn mutate<T>(
     then: impl FnOnce(&mut DbConnection, &Session) -> ServiceResult<T>,
 ) -> ServiceResult<(Session, T)> {
     repo::lock(conn, id)?;
-    let mut session = load_live(conn, caller, id, now)?;
-    let version = session.version;
+    let before = load_live(conn, caller, id, now)?;
+    let mut session = before.clone();
     change(&mut session)?;
-    if !repo::update_if_version(conn, &session, version)? {
-        return Err(ServiceError::Conflict);
+    if session != before {
+        if !repo::update_if_version(conn, &before, &session)? {
+            return Err(ServiceError::Conflict);
+        }
+        session.version += 1;
     }
-    session.version += 1;
     let extra = then(conn, &session)?;
     Ok((session, extra))
 }
@@ -178,59 +312,65 @@ fn next_deadline(session: &Session) -> Millis {
     )
 }
 
-/// What a change reports in the session's event log, built from the session it left.
-type EventOf = fn(&Session) -> EventKind;
-
-/// A change to one session and the event it records (if any), in one transaction.
-async fn mutate_snapshot(
+/// A change to one live session and the events it records (none for a no-op), in one
+/// transaction; the session with its users as the change left it.
+pub(crate) async fn mutate_snapshot(
     state: &AppState,
     caller: &Caller,
     id: SessionId,
-    change: impl Fn(&mut Session, Millis) -> ServiceResult<Option<EventOf>> + Send + 'static,
+    access: Access,
+    change: impl Fn(&mut Session, Millis) -> ServiceResult<Vec<EventKind>> + Send + 'static,
 ) -> ServiceResult<Snapshot> {
     let now = state.now();
     let caller = caller.clone();
-    let (session, renewed) = state
+    let (snapshot, recorded) = state
         .write(move |conn| {
-            let mut event = None;
+            let mut recorded = Vec::new();
             let (session, ()) = mutate(
                 conn,
                 &caller,
                 id,
                 now,
                 |s| {
-                    event = change(s, now)?;
+                    if access == Access::Manage {
+                        caller.may_manage(s)?;
+                    }
+                    recorded = change(s, now)?;
                     Ok(())
                 },
                 |_, _| Ok(()),
             )?;
-            let mut renewed = false;
-            if let Some(event_of) = event {
-                let kind = event_of(&session);
-                renewed = matches!(kind, EventKind::SessionRenewed { .. });
-                events::record(conn, id, session.agent_id, kind, now)?;
-            }
-            Ok((session, renewed))
+            let kinds: Vec<&'static str> = recorded.iter().map(EventKind::type_name).collect();
+            let agent = session.agent_id;
+            events::record_all(conn, recorded.into_iter().map(|k| (id, agent, k)).collect(), now)?;
+            Ok((Snapshot::load(conn, session, now)?, kinds))
         })
         .await?;
-    if renewed {
+    if recorded.contains(&"session.renewed") {
         state.metrics.renewals.inc();
     }
-    let snapshot = Snapshot { session, now };
-    state.events.publish(id, snapshot.session.agent_id);
+    if !recorded.is_empty() {
+        state.events.publish(id, snapshot.session.agent_id);
+        // A shorter timeout, or a resume, can bring the deadline before the planned one.
+        state.deadlines.consider(next_deadline(&snapshot.session));
+    }
     Ok(snapshot)
 }
 
-/// An explicit renew: always tries; fails when the max-duration cap leaves nothing to extend.
+/// An explicit renew: always tries; fails when the max-duration cap leaves nothing to extend,
+/// and while the session is paused.
 pub async fn renew(state: &AppState, caller: &Caller, id: SessionId) -> ServiceResult<Snapshot> {
-    mutate_snapshot(state, caller, id, |s, now| {
+    mutate_snapshot(state, caller, id, Access::Touch, |s, now| {
+        if s.status == SessionStatus::Paused {
+            return Err(ServiceError::SessionPaused(s.id));
+        }
         let c = &s.config.config;
         match policy::renew(c, s.created_at, s.expires_at, now) {
             Ok(expires_at) => {
                 s.expires_at = expires_at;
                 s.last_activity = now;
                 s.renewal_count += 1;
-                Ok(Some(EventKind::renewed as EventOf))
+                Ok(vec![EventKind::renewed(s)])
             }
             Err(RenewalError::MaxDurationReached { cap }) => Err(ServiceError::RenewalFailed {
                 session_id: s.id,
@@ -241,9 +381,13 @@ pub async fn renew(state: &AppState, caller: &Caller, id: SessionId) -> ServiceR
     .await
 }
 
-/// Records activity at `now`, renewing when auto-renew is on; true when `expiresAt` moved.
+/// Records activity at `now`, renewing when auto-renew is on (never while paused: a paused
+/// session sits at its cap); true when `expiresAt` moved.
 pub(crate) fn touch(session: &mut Session, now: Millis) -> bool {
     session.last_activity = now;
+    if session.status == SessionStatus::Paused {
+        return false;
+    }
     let c = &session.config.config;
     match policy::auto_renew(c, session.created_at, session.expires_at, now) {
         Some(expires_at) => {
@@ -261,8 +405,12 @@ pub async fn heartbeat(
     caller: &Caller,
     id: SessionId,
 ) -> ServiceResult<Snapshot> {
-    mutate_snapshot(state, caller, id, |s, now| {
-        Ok(touch(s, now).then_some(EventKind::renewed as EventOf))
+    mutate_snapshot(state, caller, id, Access::Touch, |s, now| {
+        Ok(if touch(s, now) {
+            vec![EventKind::renewed(s)]
+        } else {
+            Vec::new()
+        })
     })
     .await
 }
@@ -275,9 +423,13 @@ pub async fn update_timeout(
     id: SessionId,
     patch: PartialTimeoutConfig,
 ) -> ServiceResult<Snapshot> {
-    let updated = mutate_snapshot(state, caller, id, move |s, now| {
+    mutate_snapshot(state, caller, id, Access::Touch, move |s, now| {
         let config = s.config.overridden(&patch, ConfigSource::Session);
-        let expires_at = policy::expiry(&config.config, s.created_at, now);
+        // A paused session stays at its (possibly new) cap.
+        let expires_at = match s.status {
+            SessionStatus::Paused => policy::hard_cap(&config.config, s.created_at),
+            _ => policy::expiry(&config.config, s.created_at, now),
+        };
         if policy::is_expired(expires_at, now) {
             return Err(ServiceError::MaxDurationExceeded {
                 session_id: s.id,
@@ -287,15 +439,12 @@ pub async fn update_timeout(
         s.config = config;
         s.expires_at = expires_at;
         s.last_activity = now;
-        Ok(Some(|s: &Session| EventKind::TimeoutUpdated {
+        Ok(vec![EventKind::TimeoutUpdated {
             config: s.config,
             expires_at: s.expires_at,
-        }))
+        }])
     })
-    .await?;
-    // Committed: a shorter timeout can bring the session's deadline before the planned one.
-    state.deadlines.consider(next_deadline(&updated.session));
-    Ok(updated)
+    .await
 }
 
 /// Deletes the session and everything it owns (its messages and tokens); an API key may
@@ -306,9 +455,9 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
     state
         .write(move |conn| {
             repo::lock(conn, id)?;
-            let session = load_for(conn, &caller, id)?;
+            let session = load_for(conn, &caller, id, Access::Manage)?;
             let agent_id = session.agent_id;
-            let already_over = session.status != SessionStatus::Active;
+            let already_over = !session.status.is_open();
             if let Caller::SessionToken { .. } = caller {
                 live(session, now)?;
             }
@@ -331,7 +480,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
         .map(|agent| state.events.publish(id, agent))
 }
 
-/// A new token for the session's user; the earlier ones stop working at once.
+/// A new token for the session's creator; the earlier ones stop working at once.
 pub async fn reissue_token(
     state: &AppState,
     caller: &Caller,
@@ -343,8 +492,8 @@ pub async fn reissue_token(
         .write(move |conn| {
             repo::lock(conn, id)?;
             let session = load_live(conn, &caller, id, now)?;
-            let token = tokens::reissue(conn, &session, now)?;
-            Ok((Snapshot { session, now }, token))
+            let token = tokens::reissue(conn, &session, session.user_id, now)?;
+            Ok((Snapshot::load(conn, session, now)?, token))
         })
         .await
 }
@@ -359,12 +508,13 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone)]
 pub struct SessionPage {
-    pub sessions: Vec<Session>,
+    pub sessions: Vec<Snapshot>,
     /// Sessions matching every filter, status included.
     pub total: i64,
     /// Sessions matching the agent/user filters, whatever their status.
     pub total_sessions: i64,
     pub active_sessions: i64,
+    pub paused_sessions: i64,
     pub now: Millis,
 }
 
@@ -380,20 +530,38 @@ pub async fn list(state: &AppState, query: ListQuery) -> ServiceResult<SessionPa
                 query.limit,
                 query.offset,
             )?;
-            let total_sessions = repo::count(conn, &query.filter, StatusFilter::All, now)?;
-            let active_sessions = repo::count(conn, &query.filter, StatusFilter::Active, now)?;
+            let ids: Vec<SessionId> = sessions.iter().map(|s| s.id).collect();
+            let mut members: HashMap<SessionId, Vec<Member>> = HashMap::new();
+            for (session, member) in participants::of_sessions(conn, &ids)? {
+                members.entry(session).or_default().push(member);
+            }
+            let sessions = sessions
+                .into_iter()
+                .map(|session| Snapshot {
+                    members: members.remove(&session.id).unwrap_or_default(),
+                    session,
+                    now,
+                })
+                .collect();
+            let count = |conn: &mut DbConnection, status| repo::count(conn, &query.filter, status, now);
+            let total_sessions = count(conn, StatusFilter::All)?;
+            let active_sessions = count(conn, StatusFilter::Active)?;
+            let paused_sessions = count(conn, StatusFilter::Paused)?;
             let total = match query.status {
                 StatusFilter::All => total_sessions,
                 StatusFilter::Active => active_sessions,
-                StatusFilter::Expired => total_sessions - active_sessions,
+                StatusFilter::Paused => paused_sessions,
+                StatusFilter::Expired => total_sessions - active_sessions - paused_sessions,
             };
             Ok(SessionPage {
                 sessions,
                 total,
                 total_sessions,
                 active_sessions,
+                paused_sessions,
                 now,
             })
         })
         .await
 }
+

@@ -6,22 +6,28 @@ use crate::clock::Millis;
 use crate::db::models::{SessionTokenRow, TokenGrant};
 use crate::db::repo::session_tokens as repo;
 use crate::db::DbConnection;
-use crate::domain::Session;
+use crate::domain::{Session, UserId};
 use crate::secret::{Secret, SESSION_TOKEN_PREFIX};
 use crate::service::{ServiceError, ServiceResult};
 
 /// Inside a write transaction that holds the session's row lock (taken before the session was
-/// read, so it is still there): a new token for the session's user, revoking the earlier ones.
-/// The lock serializes concurrent issues, so exactly one token survives.
-pub fn reissue(conn: &mut DbConnection, session: &Session, now: Millis) -> ServiceResult<Secret> {
-    repo::revoke(conn, session.id, session.user_id)?;
-    issue_first(conn, session, now)
-}
-
-/// Inside the transaction that creates the session: its user's first token.
-pub fn issue_first(
+/// read, so it is still there): a new token for one of the session's users, revoking the
+/// earlier ones. The lock serializes concurrent issues, so exactly one token survives.
+pub fn reissue(
     conn: &mut DbConnection,
     session: &Session,
+    user: UserId,
+    now: Millis,
+) -> ServiceResult<Secret> {
+    repo::revoke(conn, session.id, user)?;
+    issue(conn, session, user, now)
+}
+
+/// Inside the transaction that adds `user` to the session (or creates it): the user's token.
+pub fn issue(
+    conn: &mut DbConnection,
+    session: &Session,
+    user: UserId,
     now: Millis,
 ) -> ServiceResult<Secret> {
     let secret = Secret::generate(SESSION_TOKEN_PREFIX)
@@ -31,12 +37,20 @@ pub fn issue_first(
         &SessionTokenRow {
             token_hash: secret.digest(),
             session_id: session.id.to_string(),
-            user_id: session.user_id.to_string(),
+            user_id: user.to_string(),
             agent_id: session.agent_id.to_string(),
             created_at: now,
         },
     )?;
     Ok(secret)
+}
+
+/// Revokes the tokens of users leaving the session.
+pub fn revoke(conn: &mut DbConnection, session: &Session, users: &[UserId]) -> ServiceResult<()> {
+    for user in users {
+        repo::revoke(conn, session.id, *user)?;
+    }
+    Ok(())
 }
 
 /// What a presented token grants; `None` for an unknown (or revoked, or purged) token.

@@ -2,11 +2,13 @@ use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
-use crate::db::models::{column, SessionRow, ACTIVE, ENDED, EXPIRED};
+use crate::db::models::{column, SessionRow, ACTIVE, ENDED, EXPIRED, PAUSED};
 use crate::db::repo::session_events;
 use crate::db::schema::expiry_warnings::dsl as w;
+use crate::db::schema::session_participants::dsl as p;
 use crate::db::schema::sessions::dsl as s;
 use crate::db::{DbConnection, MultiBackend};
+use crate::domain::session::AGENT_DELETED;
 use crate::domain::{AgentId, Session, SessionFilter, SessionId, StatusFilter};
 
 type Boxed<'a> = crate::db::schema::sessions::BoxedQuery<'a, MultiBackend>;
@@ -17,7 +19,17 @@ fn filtered(filter: &SessionFilter, status: StatusFilter, now: i64) -> Boxed<'st
         q = q.filter(s::agent_id.eq(agent.to_string()));
     }
     if let Some(user) = filter.user_id {
-        q = q.filter(s::user_id.eq(user.to_string()));
+        // Any participant: the creator is one too.
+        q = q.filter(
+            s::id.eq_any(
+                p::session_participants
+                    .filter(p::user_id.eq(user.to_string()))
+                    .select(p::session_id),
+            ),
+        );
+    }
+    if let Some(stage) = filter.stage {
+        q = q.filter(s::stage.eq(stage.as_str()));
     }
     // With an owner filter, the expiry is compared as an expression (`expires_at + 0`) that
     // no index serves: SQLite's planner, which has no statistics, would otherwise take the
@@ -25,13 +37,23 @@ fn filtered(filter: &SessionFilter, status: StatusFilter, now: i64) -> Boxed<'st
     // `sessions_{agent,user}_status`, which holds the owner, the status and the order
     // (measured: 3 lists/s instead of thousands with 1M stored sessions).
     let owned = filter.agent_id.is_some() || filter.user_id.is_some();
-    match (status, owned) {
-        (StatusFilter::Active, true) => {
-            q.filter(s::status.eq(ACTIVE).and((s::expires_at + 0).gt(now)))
+    let live = |q: Boxed<'static>, status: &'static str| {
+        if owned {
+            q.filter(s::status.eq(status).and((s::expires_at + 0).gt(now)))
+        } else {
+            q.filter(s::status.eq(status).and(s::expires_at.gt(now)))
         }
-        (StatusFilter::Active, false) => q.filter(s::status.eq(ACTIVE).and(s::expires_at.gt(now))),
-        (StatusFilter::Expired, _) => q.filter(s::status.ne(ACTIVE).or(s::expires_at.le(now))),
-        (StatusFilter::All, _) => q,
+    };
+    match status {
+        StatusFilter::Active => live(q, ACTIVE),
+        StatusFilter::Paused => live(q, PAUSED),
+        StatusFilter::Expired => q.filter(
+            s::status
+                .ne(ACTIVE)
+                .and(s::status.ne(PAUSED))
+                .or(s::expires_at.le(now)),
+        ),
+        StatusFilter::All => q,
     }
 }
 
@@ -65,18 +87,18 @@ pub fn lock(conn: &mut DbConnection, id: SessionId) -> QueryResult<()> {
         .map(drop)
 }
 
-/// Writes the session's mutable fields (bumping its version) only if the row still has
-/// `expected_version`; false when another writer got there first.
+/// Writes what changed from `before` to `after` (bumping the version) only if the row still
+/// has `before`'s version; false when another writer got there first.
 pub fn update_if_version(
     conn: &mut DbConnection,
-    session: &Session,
-    expected_version: i64,
+    before: &Session,
+    after: &Session,
 ) -> QueryResult<bool> {
     let row = s::sessions
-        .find(session.id.to_string())
-        .filter(s::version.eq(expected_version));
+        .find(after.id.to_string())
+        .filter(s::version.eq(before.version));
     diesel::update(row)
-        .set(session.changes()?)
+        .set(after.changes(before)?)
         .execute(conn)
         .map(|n| n == 1)
 }
@@ -139,17 +161,28 @@ pub struct Expired {
     pub expires_at: i64,
 }
 
-/// Marks up to `batch` active sessions whose `expires_at` has passed as expired and returns
+/// Marks up to `batch` active or paused sessions whose `expires_at` has passed as expired and returns
 /// them. The status condition is re-checked by the UPDATE itself, so concurrent reapers on one
 /// PostgreSQL never expire the same session twice, and the UPDATE holds the rows' locks for the
 /// rest of the transaction (their events are appended under them).
 pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<Vec<Expired>> {
-    let due = s::sessions
-        .filter(s::status.eq(ACTIVE).and(s::expires_at.le(now)))
-        .order(s::expires_at.asc())
-        .limit(batch)
-        .select(s::id);
-    let ids: Vec<String> = due.load(conn)?;
+    // Active sessions past their deadline, then paused ones past their cap: one range of
+    // `sessions_due` each (a single `IN` over both would sort every due row).
+    let mut ids: Vec<String> = Vec::new();
+    for status in [ACTIVE, PAUSED] {
+        let room = batch - ids.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        ids.extend(
+            s::sessions
+                .filter(s::status.eq(status).and(s::expires_at.le(now)))
+                .order(s::expires_at.asc())
+                .limit(room)
+                .select(s::id)
+                .load::<String>(conn)?,
+        );
+    }
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -161,7 +194,7 @@ pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<
         s::sessions.filter(s::id.eq_any(&ids)).filter(
             s::status
                 .concat("")
-                .eq(ACTIVE)
+                .eq_any([ACTIVE, PAUSED])
                 .and((s::expires_at + 0).le(now)),
         ),
     )
@@ -257,7 +290,7 @@ pub fn soonest(
     conn: &mut DbConnection,
     lookahead: i64,
 ) -> QueryResult<Vec<(i64, i64, Option<i64>)>> {
-    s::sessions
+    let mut soonest = s::sessions
         .left_join(w::expiry_warnings.on(w::session_id.eq(s::id)))
         .filter(s::status.eq(ACTIVE))
         .order(s::expires_at.asc())
@@ -267,7 +300,21 @@ pub fn soonest(
             s::warning_threshold_minutes,
             w::expires_at.nullable(),
         ))
-        .load(conn)
+        .load::<(i64, i64, Option<i64>)>(conn)?;
+    // Paused sessions expire at their cap, unwarned (their warning threshold is left out).
+    soonest.extend(
+        s::sessions
+            .filter(s::status.eq(PAUSED))
+            .order(s::expires_at.asc())
+            .limit(lookahead)
+            .select(s::expires_at)
+            .load::<i64>(conn)?
+            .into_iter()
+            .map(|at| (at, 0, Some(at))),
+    );
+    soonest.sort_unstable_by_key(|(at, _, _)| *at);
+    soonest.truncate(lookahead.max(0) as usize);
+    Ok(soonest)
 }
 
 /// Deletes up to `batch` closed sessions whose retention window ended before `closed_before`.
@@ -296,12 +343,13 @@ pub fn end_for_agent(
 ) -> QueryResult<Vec<SessionId>> {
     let live = s::agent_id
         .eq(agent_id.to_string())
-        .and(s::status.eq(ACTIVE))
+        .and(s::status.eq_any([ACTIVE, PAUSED]))
         .and(s::expires_at.gt(now));
     diesel::update(s::sessions.filter(live))
         .set((
             s::status.eq(ENDED),
             s::closed_at.eq(now),
+            s::end_reason.eq(AGENT_DELETED),
             s::version.eq(s::version + 1),
         ))
         .returning(s::id)
