@@ -55,3 +55,11 @@ pub fn optional_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, 
         ))),
     }
 }
+
+/// `#[serde(default, deserialize_with = "json::nullable")]`: a field that may be left out
+/// (`None`), set to `null` (`Some(None)`: clear it) or given (`Some(Some(v))`).
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}

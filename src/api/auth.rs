@@ -130,6 +130,9 @@ pub struct AuthCheck {
     token_allowed: bool,
     user: Option<UserId>,
     agent: Option<AgentId>,
+    /// A key bound to an agent may do this with this scope instead (the service checks that
+    /// the session is its agent's).
+    agent_scope: Option<Scope>,
 }
 
 impl AuthCheck {
@@ -141,6 +144,7 @@ impl AuthCheck {
             token_allowed: false,
             user: None,
             agent: None,
+            agent_scope: None,
         }
     }
 
@@ -163,6 +167,13 @@ impl AuthCheck {
     /// and the request counts against the agent's limit.
     pub fn agent(mut self, agent: AgentId) -> Self {
         self.agent = Some(agent);
+        self
+    }
+
+    /// A key bound to an agent may do this with `scope` (an agent runtime on its own
+    /// sessions), as an unbound key may with the check's scope.
+    pub fn or_agent_with(mut self, scope: Scope) -> Self {
+        self.agent_scope = Some(scope);
         self
     }
 
@@ -234,6 +245,11 @@ fn permitted(caller: &Caller, check: &AuthCheck) -> Result<(), String> {
     match caller {
         Caller::Open => Ok(()),
         Caller::Key { scopes, .. } if scopes.contains(check.scope) => Ok(()),
+        Caller::Key {
+            scopes,
+            agent_id: Some(_),
+            ..
+        } if check.agent_scope.is_some_and(|s| scopes.contains(s)) => Ok(()),
         Caller::Key { .. } => Err(format!("This key lacks the scope `{}`", check.scope)),
         Caller::SessionToken { session_id, .. } => match check.session {
             Some(target) if check.token_allowed && target == *session_id => Ok(()),

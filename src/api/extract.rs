@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
 
 use crate::api::error::ApiError;
-use crate::domain::{AgentId, KeyId, SessionId};
+use crate::domain::{AgentId, KeyId, SessionId, UserId};
 use crate::service::idempotency::IdempotencyKey;
 use crate::service::ServiceError;
 
@@ -207,7 +207,7 @@ macro_rules! path_ids {
     )*};
 }
 
-path_ids!(SessionId, AgentId, KeyId);
+path_ids!(SessionId, AgentId, KeyId, UserId);
 
 /// Parses a path or query parameter; a malformed one is a 400 naming it.
 fn parse_field<T>(field: &str, text: &str) -> Result<T, ApiError>

@@ -12,7 +12,8 @@ use crate::api::error::{ApiError, AuthErrors, ErrorBody, JsonWriteErrors, Server
 use crate::api::extract::{self, ApiJson, IdempotencyHeader};
 use crate::clock::{to_rfc3339, Millis};
 use crate::domain::{Attachment, AuthorId, Message, MessageId, Scope, SessionId};
-use crate::service::messages::{self as service, NewMessage, PageQuery, Sent};
+use crate::api::sessions::SessionResponse;
+use crate::service::messages::{self as service, MessagePage, NewMessage, PageQuery, Sent};
 use crate::state::AppState;
 use crate::{json, validation};
 
@@ -168,7 +169,8 @@ impl From<&Sent> for SentMessageResponse {
         (status = 201, description = "Message stored (or replayed: header `Idempotent-Replayed: true`)", body = SentMessageResponse),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown session (SESSION_NOT_FOUND)", body = ErrorBody),
-        (status = 410, description = "Session expired (SESSION_EXPIRED)", body = ErrorBody),
+        (status = 409, description = "Session paused (SESSION_PAUSED), or kept losing races with concurrent writers (CONFLICT)", body = ErrorBody),
+        (status = 410, description = "Session expired (SESSION_EXPIRED) or ended (SESSION_ENDED)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
         JsonWriteErrors,
         AuthErrors,
@@ -318,18 +320,74 @@ pub async fn list(
     params: web::Query<ListMessagesParams>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
-    let query = PageQuery {
-        limit: extract::int_param("limit", params.limit.as_deref(), 50, (1, 100))?,
-        before: cursor("before", params.before.as_deref(), true)?,
-        after: cursor("after", params.after.as_deref(), false)?,
-    };
-    let page = service::list(&state, &caller, id, query).await?;
-    Ok(HttpResponse::Ok().json(MessageListResponse {
-        cursors: Cursors {
-            before: page.messages.last().map(|m| m.created_at),
-            after: page.messages.first().map(|m| m.created_at),
-        },
-        messages: page.messages.iter().map(MessageResponse::from).collect(),
-        has_more: page.has_more,
+    let page = service::list(&state, &caller, id, params.parse()?).await?;
+    Ok(HttpResponse::Ok().json(MessageListResponse::from(&page)))
+}
+
+impl ListMessagesParams {
+    fn parse(&self) -> Result<PageQuery, ApiError> {
+        Ok(PageQuery {
+            limit: extract::int_param("limit", self.limit.as_deref(), 50, (1, 100))?,
+            before: cursor("before", self.before.as_deref(), true)?,
+            after: cursor("after", self.after.as_deref(), false)?,
+        })
+    }
+}
+
+impl From<&MessagePage> for MessageListResponse {
+    fn from(page: &MessagePage) -> Self {
+        Self {
+            cursors: Cursors {
+                before: page.messages.last().map(|m| m.created_at),
+                after: page.messages.first().map(|m| m.created_at),
+            },
+            messages: page.messages.iter().map(MessageResponse::from).collect(),
+            has_more: page.has_more,
+        }
+    }
+}
+
+/// A session's archive and a page of its history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptResponse {
+    /// The session as it is now, or as it ended (`status`, `endedAt`, `endReason`).
+    pub session: SessionResponse,
+    #[serde(flatten)]
+    pub page: MessageListResponse,
+}
+
+/// Read a session's transcript: the session (with its final status and why it ended) and its
+/// messages, paged exactly like `getSessionMessages`. Unlike the seed routes, it answers for
+/// live, paused, expired and ended sessions alike, until the retention window purges them
+/// (then 404), so a user can read the conversation that just timed out.
+///
+/// **Auth:** Needs `sessions:read`, or this session's token.
+#[utoipa::path(
+    operation_id = "getSessionTranscript", tag = "messages",
+    params(
+        ("sessionId" = SessionId, Path, description = "Session id"),
+        ListMessagesParams,
+    ),
+    responses(
+        (status = 200, description = "The session and a page of its messages", body = TranscriptResponse),
+        (status = 400, description = "Invalid paging (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 404, description = "Unknown, deleted or purged (SESSION_NOT_FOUND)", body = ErrorBody),
+        AuthErrors,
+        ServerErrors,
+    )
+)]
+#[get("/api/messaging/sessions/{sessionId}/transcript")]
+pub async fn transcript(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: SessionId,
+    params: web::Query<ListMessagesParams>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.check(AuthCheck::own_session(Scope::SessionsRead, id))?;
+    let (snapshot, page) = service::transcript(&state, &caller, id, params.parse()?).await?;
+    Ok(HttpResponse::Ok().json(TranscriptResponse {
+        session: SessionResponse::new(&snapshot, false),
+        page: MessageListResponse::from(&page),
     }))
 }

@@ -9,8 +9,10 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod lifecycle;
 pub mod messages;
 pub mod metrics;
+pub mod participants;
 pub mod routes;
 pub mod sessions;
 

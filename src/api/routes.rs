@@ -11,7 +11,9 @@ use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::error::ApiError;
-use crate::api::{agents, events, health, keys, messages, metrics, sessions};
+use crate::api::{
+    agents, events, health, keys, lifecycle, messages, metrics, participants, sessions,
+};
 
 const HEALTH: &str = "/api/messaging/sessions/health";
 
@@ -33,8 +35,17 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(sessions::heartbeat)
         .service(sessions::update_timeout)
         .service(sessions::issue_token)
+        .service(lifecycle::update)
+        .service(lifecycle::pause)
+        .service(lifecycle::resume)
+        .service(lifecycle::close)
+        .service(lifecycle::update_state)
+        .service(participants::add)
+        .service(participants::remove)
+        .service(participants::remove_one)
         .service(messages::send)
         .service(messages::list)
+        .service(messages::transcript)
         .service(events::watch)
         .service(events::stream)
         .service(agents::put)
