@@ -111,8 +111,9 @@ async fn deleting_an_agent_ends_its_sessions(kind: Kind) {
     assert_eq!(body["success"], true);
 
     let (status, body) = app.get(paths::session(&session)).await;
-    assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
-    assert_eq!(body["details"]["expiredAt"], "2026-01-01T00:01:00.000Z");
+    assert_error(status, &body, StatusCode::GONE, "SESSION_ENDED");
+    assert_eq!(body["details"]["endedAt"], "2026-01-01T00:01:00.000Z");
+    assert_eq!(body["details"]["reason"], "agent_deleted");
 }
 
 async fn a_deleted_agent_is_gone(kind: Kind) {

@@ -38,7 +38,7 @@ async fn health_counts_active_sessions_and_uptime(kind: Kind) {
 
 async fn health_is_503_when_the_database_fails(kind: Kind) {
     let app = TestApp::spawn(kind).await;
-    app.execute_sql("DROP TABLE messages; DROP TABLE session_tokens; DROP TABLE expiry_warnings; DROP TABLE sessions")
+    app.execute_sql("DROP TABLE messages; DROP TABLE session_tokens; DROP TABLE expiry_warnings; DROP TABLE session_participants; DROP TABLE sessions")
         .await;
     let (status, body) = app.get(paths::health()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

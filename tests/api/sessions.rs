@@ -83,6 +83,11 @@ async fn a_read_returns_what_create_returned(kind: Kind) {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let mut created = created;
     let token = created.as_object_mut().unwrap().remove("sessionToken");
+    assert_eq!(
+        created.as_object_mut().unwrap().remove("participantTokens"),
+        Some(json!([])),
+        "a one-user session hands out no other tokens"
+    );
     assert!(
         token.is_some_and(|t| t.as_str().is_some_and(|t| t.starts_with("ast_"))),
         "create hands out the session's token"
@@ -92,7 +97,7 @@ async fn a_read_returns_what_create_returned(kind: Kind) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         read, created,
-        "a read returns what create returned, but for the token"
+        "a read returns what create returned, but for the tokens"
     );
 }
 
@@ -210,7 +215,7 @@ async fn list_stats_count_every_session(kind: Kind) {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(
         page["stats"],
-        json!({"totalSessions": 5, "activeSessions": 3, "expiredSessions": 2})
+        json!({"totalSessions": 5, "activeSessions": 3, "pausedSessions": 0, "expiredSessions": 2})
     );
 }
 
@@ -256,7 +261,7 @@ async fn list_filters_by_user(kind: Kind) {
     assert_eq!(by_user["total"], 4);
     assert_eq!(
         by_user["stats"],
-        json!({"totalSessions": 4, "activeSessions": 3, "expiredSessions": 1})
+        json!({"totalSessions": 4, "activeSessions": 3, "pausedSessions": 0, "expiredSessions": 1})
     );
 }
 
