@@ -73,6 +73,7 @@ impl ApiError {
                 S::SessionPaused(_) => "SESSION_PAUSED",
                 S::ParticipantNotFound { .. } => "PARTICIPANT_NOT_FOUND",
                 S::Invalid { .. } => "VALIDATION_ERROR",
+                S::TooManyParticipants { .. } => "TOO_MANY_PARTICIPANTS",
                 S::RenewalFailed { .. } => "SESSION_RENEWAL_FAILED",
                 S::MaxDurationExceeded { .. } => "MAX_DURATION_EXCEEDED",
                 S::AgentNotFound(_) => "AGENT_NOT_FOUND",
@@ -106,6 +107,10 @@ impl ApiError {
                 user_id,
             } => format!("User {user_id} does not take part in session {session_id}"),
             S::Invalid { field, reason } => format!("{field}: {reason}"),
+            S::TooManyParticipants { max } => format!(
+                "A session has at most {max} participants, its agent included \
+                 (AGENT_SESSIONS_MAX_PARTICIPANTS)"
+            ),
             S::RenewalFailed { session_id, .. } => {
                 format!("Session {session_id} cannot be renewed: the maximum duration is reached")
             }
@@ -155,6 +160,9 @@ impl ApiError {
                 session_id,
                 user_id,
             }) => Some(json!({ "sessionId": session_id, "userId": user_id })),
+            Self::Service(S::TooManyParticipants { max }) => {
+                Some(json!({ "field": "participants", "max": max }))
+            }
             Self::Service(S::Invalid { field, reason }) => {
                 Some(json!({ "field": field, "reason": reason }))
             }
@@ -236,7 +244,10 @@ impl ResponseError for ApiError {
                 S::SessionExpired { .. } | S::SessionEnded { .. } | S::CursorExpired { .. },
             ) => StatusCode::GONE,
             Self::Service(
-                S::RenewalFailed { .. } | S::MaxDurationExceeded { .. } | S::IdempotencyKeyReused,
+                S::RenewalFailed { .. }
+                | S::MaxDurationExceeded { .. }
+                | S::IdempotencyKeyReused
+                | S::TooManyParticipants { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Service(S::Conflict | S::SessionPaused(_)) => StatusCode::CONFLICT,
             Self::Service(S::Unavailable(_) | S::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,

@@ -58,7 +58,7 @@ impl UpdateSessionRequest {
 /// **Auth:** Needs `sessions:manage`.
 #[utoipa::path(
     operation_id = "updateSession", tag = "sessions",
-    request_body = UpdateSessionRequest,
+    request_body = Option<UpdateSessionRequest>,
     params(
         ("sessionId" = SessionId, Path, description = "Session id"),
         ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),
@@ -90,14 +90,11 @@ pub async fn update(
 #[derive(Debug, Default, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloseSessionRequest {
-    /// Shown as `endReason` and in 410 `SESSION_ENDED` answers (default `closed`); at most
-    /// 500 characters, not blank.
+    /// Shown as `endReason` and in 410 `SESSION_ENDED` answers; at most 500 characters.
+    /// Left out (or blank): `closed`.
     #[serde(default)]
     #[schema(max_length = 500, example = "resolved")]
-    #[validate(
-        custom(function = "validation::not_blank"),
-        length(min = 1, max = 500, code = "chars")
-    )]
+    #[validate(length(max = 500, code = "chars"))]
     pub reason: Option<String>,
 }
 
@@ -202,7 +199,10 @@ pub async fn close(
     ApiJson(body, _): ApiJson<CloseSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::own_session(Scope::SessionsManage, id))?;
-    let reason = body.reason.map(|r| r.trim().to_owned());
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
     Ok(ok(&service::close(&state, &caller, id, reason).await?, debug))
 }
 
@@ -211,12 +211,13 @@ pub async fn close(
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateStateRequest {
+    /// Cannot be cleared.
     #[serde(default, deserialize_with = "json::nullable")]
-    #[schema(value_type = Option<Stage>)]
+    #[schema(value_type = Stage)]
     pub stage: Option<Option<Stage>>,
     /// At most 20, each at most 200 characters.
     #[serde(default, deserialize_with = "json::nullable")]
-    #[schema(value_type = Option<Vec<String>>, max_items = 20)]
+    #[schema(schema_with = intents_schema)]
     pub intents: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "json::nullable")]
     #[schema(value_type = Option<Sentiment>)]
@@ -228,6 +229,24 @@ pub struct UpdateStateRequest {
     #[serde(default, deserialize_with = "json::nullable")]
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 1)]
     pub confidence: Option<Option<f64>>,
+}
+
+/// A nullable list of at most 20 strings of at most 200 characters.
+fn intents_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(INTENT_MAX_CHARS)),
+        )
+        .max_items(Some(INTENTS_MAX))
+        .description(Some("At most 20, each at most 200 characters."))
+        .build()
 }
 
 impl UpdateStateRequest {
@@ -277,7 +296,7 @@ impl UpdateStateRequest {
 /// runtime), or `sessions:manage`.
 #[utoipa::path(
     operation_id = "updateSessionState", tag = "sessions",
-    request_body = UpdateStateRequest,
+    request_body = Option<UpdateStateRequest>,
     params(
         ("sessionId" = SessionId, Path, description = "Session id"),
         ("X-Debug" = Option<bool>, Header, nullable = false, description = "`true` adds a `debug` object (provenance of each timeout field)"),

@@ -49,9 +49,10 @@ pub struct ParticipantsAddedResponse {
     ),
     responses(
         (status = 200, description = "The session and the new participants' tokens", body = ParticipantsAddedResponse),
-        (status = 400, description = "Invalid input, or over the participant limit (VALIDATION_ERROR)", body = ErrorBody),
+        (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Unknown session (SESSION_NOT_FOUND)", body = ErrorBody),
         (status = 410, description = "Expired (SESSION_EXPIRED) or ended (SESSION_ENDED)", body = ErrorBody),
+        (status = 422, description = "Over the participant limit (TOO_MANY_PARTICIPANTS); nothing added", body = ErrorBody),
         JsonWriteErrors,
         AuthErrors,
         ServerErrors,

@@ -39,11 +39,12 @@ pub struct CreateSessionRequest {
     #[validate(nested)]
     pub timeout_config: Option<PartialTimeoutConfig>,
     /// Other users taking part (a group session): each gets its own token in
-    /// `participantTokens`. Duplicates and `userId` are ignored; at most
-    /// `AGENT_SESSIONS_MAX_PARTICIPANTS` participants (default 100), the agent included.
+    /// `participantTokens`. Duplicates and `userId` are ignored; at most 1,000 ids, and at most
+    /// `AGENT_SESSIONS_MAX_PARTICIPANTS` participants (default 100), the agent included (else
+    /// 422 `TOO_MANY_PARTICIPANTS`).
     #[serde(default)]
-    #[schema(max_items = 10000)]
-    #[validate(length(max = 10000, code = "items"))]
+    #[schema(max_items = 1000)]
+    #[validate(length(max = 1000, code = "items"))]
     pub participants: Option<Vec<UserId>>,
     /// At most 200 characters.
     #[serde(default)]
@@ -304,7 +305,7 @@ pub(crate) fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
         ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
         (status = 404, description = "Agent not registered (AGENT_NOT_FOUND)", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED)", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body (IDEMPOTENCY_KEY_REUSED), or too many participants (TOO_MANY_PARTICIPANTS)", body = ErrorBody),
         JsonWriteErrors,
         AuthErrors,
         ServerErrors,

@@ -29,6 +29,9 @@ pub enum ServiceError {
         session_id: SessionId,
         user_id: UserId,
     },
+    /// The session would have more participants than allowed (its agent included).
+    #[error("a session has at most {max} participants")]
+    TooManyParticipants { max: usize },
     /// Input that is well-formed but not acceptable for this session (a 400 naming the field).
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },

@@ -83,13 +83,7 @@ pub struct Created {
 /// Refuses a session of more than `max` participants, its agent included.
 pub(crate) fn check_size(users: usize, max: usize) -> ServiceResult<()> {
     if users + 1 > max {
-        return Err(ServiceError::Invalid {
-            field: "participants",
-            reason: format!(
-                "a session has at most {max} participants, its agent included ({} asked)",
-                users + 1
-            ),
-        });
+        return Err(ServiceError::TooManyParticipants { max });
     }
     Ok(())
 }
