@@ -199,7 +199,8 @@ impl ApiError {
     }
 }
 
-const FOREIGN_AUTHOR: &str = "must be a participant of the session (its agentId or one of its users)";
+const FOREIGN_AUTHOR: &str =
+    "must be a participant of the session (its agentId or one of its users)";
 
 /// The error body. `error` repeats `code`, `message` and `details` for nested readers.
 #[derive(Debug, Serialize, ToSchema)]

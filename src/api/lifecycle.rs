@@ -83,7 +83,10 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::scope(Scope::SessionsManage).session(id))?;
     let patch = body.parse()?;
-    Ok(ok(&service::update(&state, &caller, id, patch).await?, debug))
+    Ok(ok(
+        &service::update(&state, &caller, id, patch).await?,
+        debug,
+    ))
 }
 
 /// Why a session is closed.
@@ -203,7 +206,10 @@ pub async fn close(
         .reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());
-    Ok(ok(&service::close(&state, &caller, id, reason).await?, debug))
+    Ok(ok(
+        &service::close(&state, &caller, id, reason).await?,
+        debug,
+    ))
 }
 
 /// A change to the conversation state: fields left out stay as they are, `null` clears one

@@ -152,7 +152,9 @@ pub struct SessionSummary {
 
 impl SessionSummary {
     pub fn new(snapshot: &Snapshot) -> Self {
-        let Snapshot { session: s, now, .. } = snapshot;
+        let Snapshot {
+            session: s, now, ..
+        } = snapshot;
         let now = *now;
         let members = snapshot.members();
         let agent = ParticipantResponse {
@@ -209,7 +211,9 @@ pub struct SessionResponse {
 
 impl SessionResponse {
     pub fn new(snapshot: &Snapshot, debug: bool) -> Self {
-        let Snapshot { session: s, now, .. } = snapshot;
+        let Snapshot {
+            session: s, now, ..
+        } = snapshot;
         Self {
             session: SessionSummary::new(snapshot),
             timeout_config: s.config.config,

@@ -312,7 +312,9 @@ impl Session {
             renewal_count: self.renewal_count,
             version: self.version + 1,
             status: status_text(self.status).to_owned(),
-            closed_at: self.closed_at.filter(|_| changed(self.closed_at == before.closed_at)),
+            closed_at: self
+                .closed_at
+                .filter(|_| changed(self.closed_at == before.closed_at)),
             metadata: changed(self.metadata == before.metadata)
                 .then(|| json_text(&self.metadata))
                 .transpose()?,

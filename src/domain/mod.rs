@@ -10,9 +10,9 @@ pub mod message;
 pub mod session;
 
 pub use agent::Agent;
+pub use conversation::{ConversationState, FieldChange, Stage, StatePatch};
 pub use credential::{ApiKey, Caller, Forbidden, Scope, Scopes};
 pub use event::{EndReason, Event, EventKind, ExpiryReason};
 pub use ids::{AgentId, AuthorId, InvalidId, KeyId, MessageId, SessionId, UserId};
 pub use message::{Attachment, Author, Message};
-pub use conversation::{ConversationState, FieldChange, Stage, StatePatch};
 pub use session::{Member, Over, Session, SessionFilter, SessionStatus, StatusFilter};

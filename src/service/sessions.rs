@@ -9,8 +9,8 @@ use crate::db::repo::participants;
 use crate::db::repo::sessions as repo;
 use crate::db::DbConnection;
 use crate::domain::{
-    AgentId, Caller, ConversationState, EndReason, EventKind, Member, Over, Session,
-    SessionFilter, SessionId, SessionStatus, StatusFilter, UserId,
+    AgentId, Caller, ConversationState, EndReason, EventKind, Member, Over, Session, SessionFilter,
+    SessionId, SessionStatus, StatusFilter, UserId,
 };
 use crate::secret::Secret;
 use crate::service::idempotency::{self, IdempotencyKey, Outcome};
@@ -336,7 +336,11 @@ pub(crate) async fn mutate_snapshot(
             )?;
             let kinds: Vec<&'static str> = recorded.iter().map(EventKind::type_name).collect();
             let agent = session.agent_id;
-            events::record_all(conn, recorded.into_iter().map(|k| (id, agent, k)).collect(), now)?;
+            events::record_all(
+                conn,
+                recorded.into_iter().map(|k| (id, agent, k)).collect(),
+                now,
+            )?;
             Ok((Snapshot::load(conn, session, now)?, kinds))
         })
         .await?;
@@ -537,7 +541,8 @@ pub async fn list(state: &AppState, query: ListQuery) -> ServiceResult<SessionPa
                     now,
                 })
                 .collect();
-            let count = |conn: &mut DbConnection, status| repo::count(conn, &query.filter, status, now);
+            let count =
+                |conn: &mut DbConnection, status| repo::count(conn, &query.filter, status, now);
             let total_sessions = count(conn, StatusFilter::All)?;
             let active_sessions = count(conn, StatusFilter::Active)?;
             let paused_sessions = count(conn, StatusFilter::Paused)?;
@@ -558,4 +563,3 @@ pub async fn list(state: &AppState, query: ListQuery) -> ServiceResult<SessionPa
         })
         .await
 }
-

@@ -599,6 +599,51 @@ pub mod paths {
     pub fn agent(id: impl Display) -> ApiPath {
         agents().join(&id.to_string())
     }
+
+    /// A session's participants: add (POST) and remove (DELETE with a body).
+    pub fn participants(id: impl Display) -> ApiPath {
+        session(id).join("participants")
+    }
+
+    /// One participant of a session: remove (DELETE).
+    pub fn participant(id: impl Display, user: impl Display) -> ApiPath {
+        participants(id).join(&user.to_string())
+    }
+
+    /// Pauses a session (POST).
+    pub fn pause(id: impl Display) -> ApiPath {
+        session(id).join("pause")
+    }
+
+    /// Resumes a paused session (POST).
+    pub fn resume(id: impl Display) -> ApiPath {
+        session(id).join("resume")
+    }
+
+    /// Closes a session (POST, optional body `{"reason"}`).
+    pub fn close(id: impl Display) -> ApiPath {
+        session(id).join("close")
+    }
+
+    /// A session's transcript: the session and its messages (GET).
+    pub fn transcript(id: impl Display) -> ApiPath {
+        session(id).join("transcript")
+    }
+
+    /// A session's conversation state (PATCH).
+    pub fn state(id: impl Display) -> ApiPath {
+        session(id).join("state")
+    }
+
+    /// A session's event log, long-polled (GET, with a query).
+    pub fn watch(id: impl Display) -> ApiPath {
+        session(id).join("watch")
+    }
+
+    /// A session's event log as Server-Sent Events (GET).
+    pub fn events(id: impl Display) -> ApiPath {
+        session(id).join("events")
+    }
 }
 
 /// Server-Sent Events as a client reads them.
@@ -693,5 +738,54 @@ pub mod sse {
                 }
             }
         }
+    }
+}
+
+/// A timestamp as the API writes it: RFC 3339, milliseconds, `Z`.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("a valid instant")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The `sessionToken` of a create answer.
+pub fn session_token(created: &Value) -> String {
+    created["sessionToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a created session has a sessionToken: {created}"))
+        .to_owned()
+}
+
+/// The `type` of each event of a log, in order.
+pub fn event_types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().expect("an event type").to_owned())
+        .collect()
+}
+
+/// The events of `log` of type `kind`.
+pub fn events_of<'a>(log: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    log.iter().filter(|e| e["type"] == kind).collect()
+}
+
+impl TestApp {
+    /// A session's whole event log, oldest first, read with the long-poll route without
+    /// waiting (`cursor=0&timeout=0`), with the app's default credential.
+    pub async fn event_log(&self, session_id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(paths::watch(session_id).query("cursor=0&limit=500&timeout=0"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "watch {session_id}: {body}");
+        body["events"].as_array().expect("events").clone()
+    }
+
+    /// DELETE with a JSON body; the status and JSON body.
+    pub async fn delete_with(&self, path: impl AsRef<str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path)
+            .json(body)
+            .send()
+            .await
+            .status_and_body()
     }
 }
