@@ -509,7 +509,8 @@ pub async fn list(
 /// End a session and delete everything it owns (also works for an expired session);
 /// afterwards the id answers 404.
 ///
-/// **Auth:** Needs `sessions:manage`, or this session's token (the user ends the chat).
+/// **Auth:** Needs `sessions:manage`, or the token of the session's creator (the user ends the
+/// chat).
 #[utoipa::path(
     operation_id = "deleteSession", tag = "sessions",
     params(("sessionId" = SessionId, Path, description = "Session id")),
