@@ -100,6 +100,11 @@ pub struct FieldChange {
 }
 
 impl ConversationState {
+    /// Where every session starts: `{stage: "greeting"}`.
+    pub fn is_initial(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// Applies `patch` and returns the fields that changed (camelCase names), in field order.
     pub fn merge(&mut self, patch: StatePatch) -> Vec<(String, FieldChange)> {
         let before = self.fields();

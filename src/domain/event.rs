@@ -40,7 +40,7 @@ pub enum EventKind {
     SessionCreated {
         session: Session,
         /// Its users (older logs lack them: the creator only, then).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         members: Vec<Member>,
     },
     /// `expiresAt` moved later (a renew, or activity with auto-renew).

@@ -57,13 +57,14 @@ pub struct Session {
     pub renewal_count: i64,
     pub closed_at: Option<Millis>,
     pub version: i64,
-    // Added with group sessions: older stored copies (idempotency outcomes, events) lack them.
-    #[serde(default)]
+    // Added with group sessions: older stored copies (idempotency outcomes, events) lack them,
+    // and copies whose fields hold the defaults are written as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ConversationState::is_initial")]
     pub state: ConversationState,
     /// Why an ended session ended (see [`AGENT_DELETED`], [`CLOSED`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
 }
 

@@ -25,7 +25,7 @@ pub struct Snapshot {
     pub session: Session,
     /// Its users in the order they joined, the creator first. Outcomes stored before group
     /// sessions lack them; they read as the creator alone.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
     pub now: Millis,
 }

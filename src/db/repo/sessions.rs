@@ -49,7 +49,12 @@ fn filtered(filter: &SessionFilter, status: StatusFilter, now: i64) -> Boxed<'st
     // with 1M stored sessions).
     let owned = filter.agent_id.is_some() || by_user;
     let live = |q: Boxed<'static>, status: &'static str| match (owned, by_user) {
-        (_, true) => q.filter(s::status.concat("").eq(status).and((s::expires_at + 0).gt(now))),
+        (_, true) => q.filter(
+            s::status
+                .concat("")
+                .eq(status)
+                .and((s::expires_at + 0).gt(now)),
+        ),
         (true, false) => q.filter(s::status.eq(status).and((s::expires_at + 0).gt(now))),
         (false, _) => q.filter(s::status.eq(status).and(s::expires_at.gt(now))),
     };
