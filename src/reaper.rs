@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::db::repo::{idempotency, session_events, sessions as repo};
 use crate::db::{write_transaction, DbConnection, DbError, DbPool};
 use crate::domain::SessionId;
-use crate::domain::{EventKind, SessionStatus};
+use crate::domain::EventKind;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::service::idempotency::TTL_MS;
@@ -88,7 +88,7 @@ fn warn(
     let Some(session) = repo::find(conn, id)? else {
         return Ok(None);
     };
-    let due = session.status == SessionStatus::Active
+    let due = session.status.is_open()
         && session.is_near_expiration(now)
         && repo::warned_for(conn, id)? != Some(session.expires_at);
     if !due {

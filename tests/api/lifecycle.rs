@@ -15,6 +15,7 @@ backend_tests!(
     pause_sets_expires_at_to_the_cap,
     a_paused_session_outlives_its_idle_deadline_even_after_a_reap,
     a_paused_session_expires_at_its_cap,
+    a_paused_session_is_warned_once_before_its_cap,
     resume_restarts_the_idle_clock_from_now,
     resume_is_capped_at_max_duration,
     pausing_twice_is_a_no_op_without_an_event,
@@ -151,6 +152,37 @@ async fn a_paused_session_expires_at_its_cap(kind: Kind) {
     let (status, body) = app.get(paths::session(&id)).await;
     assert_error(status, &body, StatusCode::GONE, "SESSION_EXPIRED");
     assert_eq!(body["details"]["expiredAt"], rfc3339(T0 + CAP), "{body}");
+}
+
+async fn a_paused_session_is_warned_once_before_its_cap(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let id = app.session().await;
+    pause(&app, &id).await;
+
+    // The default warning window is 5 minutes.
+    app.clock.set(T0 + CAP - 5 * MINUTE - 1);
+    assert!(app.reap().await.warned.is_empty());
+    app.clock.set(T0 + CAP - 5 * MINUTE);
+    let report = app.reap().await;
+    assert_eq!(
+        report
+            .warned
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![id.clone()]
+    );
+    assert!(app.reap().await.warned.is_empty(), "warned once");
+    let session = read(&app, &id).await;
+    assert_eq!(session["status"], "paused");
+    assert_eq!(session["isNearExpiration"], true);
+    let log = app.event_log(&id).await;
+    let expiring: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["type"] == "session.expiring")
+        .collect();
+    assert_eq!(expiring.len(), 1, "{log:?}");
+    assert_eq!(expiring[0]["data"]["expiresAt"], rfc3339(T0 + CAP));
 }
 
 async fn resume_restarts_the_idle_clock_from_now(kind: Kind) {

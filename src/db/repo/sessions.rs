@@ -249,32 +249,44 @@ pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<
     .collect())
 }
 
-/// Active sessions in their warning window, soonest expiry first (some may be warned already).
+/// Active, then paused, sessions in their warning window, soonest expiry first (some may be
+/// warned already).
 pub fn in_warning_window(
     conn: &mut DbConnection,
     now: i64,
     batch: i64,
 ) -> QueryResult<Vec<SessionId>> {
-    s::sessions
-        .filter(s::status.eq(ACTIVE))
-        .filter(s::expires_at.gt(now))
-        // The window is at most 60 minutes: this bound lets the (status, expires_at) index
-        // find the candidates.
-        .filter(s::expires_at.le(now.saturating_add(60 * 60_000)))
-        .filter(
-            sql::<Bool>("expires_at - warning_threshold_minutes * 60000 <= ")
-                .bind::<BigInt, _>(now),
-        )
-        .filter(diesel::dsl::not(diesel::dsl::exists(
-            w::expiry_warnings
-                .filter(w::session_id.eq(s::id))
-                .filter(w::expires_at.eq(s::expires_at)),
-        )))
-        .order(s::expires_at.asc())
-        .limit(batch)
-        .select(s::id)
-        .load::<String>(conn)?
-        .into_iter()
+    // Active sessions, then paused ones (warned before their cap): one range of the
+    // (status, expires_at) index each.
+    let mut ids: Vec<String> = Vec::new();
+    for status in [ACTIVE, PAUSED] {
+        let room = batch - ids.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        ids.extend(
+            s::sessions
+                .filter(s::status.eq(status))
+                .filter(s::expires_at.gt(now))
+                // The window is at most 60 minutes: this bound lets the index find the
+                // candidates.
+                .filter(s::expires_at.le(now.saturating_add(60 * 60_000)))
+                .filter(
+                    sql::<Bool>("expires_at - warning_threshold_minutes * 60000 <= ")
+                        .bind::<BigInt, _>(now),
+                )
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    w::expiry_warnings
+                        .filter(w::session_id.eq(s::id))
+                        .filter(w::expires_at.eq(s::expires_at)),
+                )))
+                .order(s::expires_at.asc())
+                .limit(room)
+                .select(s::id)
+                .load::<String>(conn)?,
+        );
+    }
+    ids.into_iter()
         .map(|id| column("sessions", &id, "id", id.parse()))
         .collect()
 }
@@ -298,34 +310,29 @@ pub fn set_warned_for(conn: &mut DbConnection, id: SessionId, expires_at: i64) -
         .map(drop)
 }
 
-/// The `lookahead` active sessions that expire first, with what the scheduler needs:
-/// `(expires_at, warning_threshold_minutes, warned_for)`.
+/// The `lookahead` active or paused sessions that expire first, with what the scheduler
+/// needs: `(expires_at, warning_threshold_minutes, warned_for)`.
 pub fn soonest(
     conn: &mut DbConnection,
     lookahead: i64,
 ) -> QueryResult<Vec<(i64, i64, Option<i64>)>> {
-    let mut soonest = s::sessions
-        .left_join(w::expiry_warnings.on(w::session_id.eq(s::id)))
-        .filter(s::status.eq(ACTIVE))
-        .order(s::expires_at.asc())
-        .limit(lookahead)
-        .select((
-            s::expires_at,
-            s::warning_threshold_minutes,
-            w::expires_at.nullable(),
-        ))
-        .load::<(i64, i64, Option<i64>)>(conn)?;
-    // Paused sessions expire at their cap, unwarned (their warning threshold is left out).
-    soonest.extend(
-        s::sessions
-            .filter(s::status.eq(PAUSED))
-            .order(s::expires_at.asc())
-            .limit(lookahead)
-            .select(s::expires_at)
-            .load::<i64>(conn)?
-            .into_iter()
-            .map(|at| (at, 0, Some(at))),
-    );
+    // One range of `sessions_due` per status (a single `IN` would sort every row of both).
+    let mut soonest = Vec::new();
+    for status in [ACTIVE, PAUSED] {
+        soonest.extend(
+            s::sessions
+                .left_join(w::expiry_warnings.on(w::session_id.eq(s::id)))
+                .filter(s::status.eq(status))
+                .order(s::expires_at.asc())
+                .limit(lookahead)
+                .select((
+                    s::expires_at,
+                    s::warning_threshold_minutes,
+                    w::expires_at.nullable(),
+                ))
+                .load::<(i64, i64, Option<i64>)>(conn)?,
+        );
+    }
     soonest.sort_unstable_by_key(|(at, _, _)| *at);
     soonest.truncate(lookahead.max(0) as usize);
     Ok(soonest)
