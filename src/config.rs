@@ -445,8 +445,8 @@ impl Layers {
             max_participants: self
                 .parse(
                     "max_participants",
-                    "expected an integer from 2 to 10000 (the agent and the creator count)",
-                    |v: &usize| (2..=10_000).contains(v),
+                    "expected an integer from 2 to 1000 (the agent and the creator count)",
+                    |v: &usize| (2..=1_000).contains(v),
                 )?
                 .unwrap_or(d.max_participants),
         })

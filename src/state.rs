@@ -65,7 +65,7 @@ impl AppState {
         self.pool.write(f).await
     }
 
-    /// One indexed read (see [`DbPool::point_read`]).
+    /// A few indexed reads (see [`DbPool::point_read`]).
     pub async fn point_read<T, F>(&self, f: F) -> ServiceResult<T>
     where
         T: Send + 'static,

@@ -23,7 +23,7 @@ use crate::{json, validation};
 pub struct UpdateSessionRequest {
     /// At most 200 characters; `null` clears it.
     #[serde(default, deserialize_with = "json::nullable")]
-    #[schema(value_type = Option<String>, max_length = 200, example = "Project Discussion")]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000]*$", example = "Project Discussion")]
     pub title: Option<Option<String>>,
     /// Replaces the metadata whole: any JSON object (≤ 16 KB serialized, nested ≤ 5 levels).
     #[serde(default)]
@@ -35,6 +35,9 @@ pub struct UpdateSessionRequest {
 impl UpdateSessionRequest {
     fn parse(self) -> Result<SessionPatch, ApiError> {
         if let Some(Some(title)) = &self.title {
+            validation::text(title).map_err(|e| {
+                ApiError::invalid("title", e.message.unwrap_or_default().into_owned())
+            })?;
             if title.chars().count() as u64 > TITLE_MAX_CHARS {
                 return Err(ApiError::invalid(
                     "title",
@@ -96,8 +99,11 @@ pub struct CloseSessionRequest {
     /// Shown as `endReason` and in 410 `SESSION_ENDED` answers; at most 500 characters.
     /// Left out (or blank): `closed`.
     #[serde(default)]
-    #[schema(max_length = 500, example = "resolved")]
-    #[validate(length(max = 500, code = "chars"))]
+    #[schema(max_length = 500, pattern = "^[^\\u0000]*$", example = "resolved")]
+    #[validate(
+        custom(function = "validation::text"),
+        length(max = 500, code = "chars")
+    )]
     pub reason: Option<String>,
 }
 

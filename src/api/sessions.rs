@@ -48,8 +48,15 @@ pub struct CreateSessionRequest {
     pub participants: Option<Vec<UserId>>,
     /// At most 200 characters.
     #[serde(default)]
-    #[schema(max_length = 200, example = "Project Discussion")]
-    #[validate(length(max = TITLE_MAX_CHARS, code = "chars"))]
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\u0000]*$",
+        example = "Project Discussion"
+    )]
+    #[validate(
+        custom(function = "validation::text"),
+        length(max = TITLE_MAX_CHARS, code = "chars")
+    )]
     pub title: Option<String>,
 }
 

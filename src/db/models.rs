@@ -303,7 +303,6 @@ impl Session {
 
     /// What an update from `before` to `self` writes; the version is bumped.
     pub fn changes(&self, before: &Session) -> QueryResult<SessionChanges> {
-        let changed = |same: bool| !same;
         Ok(SessionChanges {
             timeout: self.config.config.into(),
             config_sources: json_text(&self.config.sources)?,
@@ -314,18 +313,17 @@ impl Session {
             status: status_text(self.status).to_owned(),
             closed_at: self
                 .closed_at
-                .filter(|_| changed(self.closed_at == before.closed_at)),
-            metadata: changed(self.metadata == before.metadata)
+                .filter(|_| self.closed_at != before.closed_at),
+            metadata: (self.metadata != before.metadata)
                 .then(|| json_text(&self.metadata))
                 .transpose()?,
-            title: changed(self.title == before.title).then(|| self.title.clone()),
-            state: changed(self.state == before.state)
+            title: (self.title != before.title).then(|| self.title.clone()),
+            state: (self.state != before.state)
                 .then(|| json_text(&self.state))
                 .transpose()?,
-            stage: changed(self.state.stage == before.state.stage)
+            stage: (self.state.stage != before.state.stage)
                 .then(|| self.state.stage.as_str().to_owned()),
-            end_reason: changed(self.end_reason == before.end_reason)
-                .then(|| self.end_reason.clone()),
+            end_reason: (self.end_reason != before.end_reason).then(|| self.end_reason.clone()),
         })
     }
 }

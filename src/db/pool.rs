@@ -309,7 +309,7 @@ impl DbPool {
         Ok(self.writer.get_or_init(|| started))
     }
 
-    /// One indexed read. On SQLite it runs right here on the async worker when a connection
+    /// A few indexed reads (a session and its participants). On SQLite it runs right here on the async worker when a connection
     /// is idle: it is a few microseconds of CPU against a local file (readers never wait in
     /// WAL mode), while the hop to the blocking pool and back costs two thread wake-ups, the
     /// largest cost of a GET in the profile. On PostgreSQL it is a network round trip and goes

@@ -11,6 +11,7 @@ use crate::db::repo::{agents, session_events as repo, sessions};
 use crate::db::DbConnection;
 use crate::domain::{AgentId, Caller, Event, EventKind, Forbidden, SessionId};
 use crate::events::Notice;
+use crate::service::sessions::still_taking_part;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 
@@ -185,6 +186,8 @@ fn read(
     let over = match sessions::find(conn, id)? {
         Some(session) => {
             caller.may_touch(&session)?;
+            // A removed user's open stream stops here.
+            still_taking_part(conn, caller, &session)?;
             // Over once its last event is in the log: a session past its expiry whose
             // `session.expired` the scheduler is about to record is worth waiting for.
             !session.status.is_open()

@@ -78,7 +78,7 @@ pub async fn send(
                 let (session, message) = mutate(
                     conn,
                     &caller,
-                    session_id,
+                    (session_id, Access::Touch),
                     now,
                     |s| {
                         if s.status == SessionStatus::Paused {

@@ -29,7 +29,9 @@ pub async fn add(
                 .map(|m| m.user_id)
                 .collect();
             let added = newcomers(&users, session.agent_id, &present);
-            check_size(present.len() + added.len(), max)?;
+            if !added.is_empty() {
+                check_size(present.len() + added.len(), max)?;
+            }
             let members: Vec<Member> = added
                 .iter()
                 .map(|&user_id| Member {

@@ -227,7 +227,31 @@ pub(crate) fn load_for(
         Access::Touch => caller.may_touch(&session)?,
         Access::Manage => caller.may_manage(&session)?,
     }
+    still_taking_part(conn, caller, &session)?;
     Ok(session)
+}
+
+/// A session token still speaks for a user who takes part. Its token is revoked when the user
+/// is removed, but a request authenticated just before that commits (or a stream opened
+/// earlier) reaches here after it: checked under the session's row lock in a write, so no
+/// message of a removed user is ever stored. The creator cannot be removed: no query then.
+pub(crate) fn still_taking_part(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    session: &Session,
+) -> ServiceResult<()> {
+    match caller {
+        Caller::SessionToken { user_id, .. }
+            if *user_id != session.user_id
+                && !participants::is_member(conn, session.id, *user_id)? =>
+        {
+            Err(ServiceError::Forbidden(format!(
+                "User {user_id} no longer takes part in session {}",
+                session.id
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The session if the caller may touch it and it is live at `now`: not found when unknown,
@@ -278,13 +302,15 @@ pub async fn get(state: &AppState, caller: &Caller, id: SessionId) -> ServiceRes
 pub(crate) fn mutate<T>(
     conn: &mut DbConnection,
     caller: &Caller,
-    id: SessionId,
+    (id, access): (SessionId, Access),
     now: Millis,
     change: impl FnOnce(&mut Session) -> ServiceResult<()>,
     then: impl FnOnce(&mut DbConnection, &Session) -> ServiceResult<T>,
 ) -> ServiceResult<(Session, T)> {
     repo::lock(conn, id)?;
-    let before = load_live(conn, caller, id, now)?;
+    // Who may do it before whether it can be done: a participant who may not close a session
+    // learns that, not that it has ended.
+    let before = live(load_for(conn, caller, id, access)?, now)?;
     let mut session = before.clone();
     change(&mut session)?;
     if session != before {
@@ -323,12 +349,9 @@ pub(crate) async fn mutate_snapshot(
             let (session, ()) = mutate(
                 conn,
                 &caller,
-                id,
+                (id, access),
                 now,
                 |s| {
-                    if access == Access::Manage {
-                        caller.may_manage(s)?;
-                    }
                     recorded = change(s, now)?;
                     Ok(())
                 },

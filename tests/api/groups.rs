@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
+use crate::helpers::sse::EventStream;
 use crate::helpers::{
     assert_error, event_types, events_of, id_of, paths, rfc3339, session_token, Kind, TestApp,
     MINUTE, T0,
@@ -31,6 +32,9 @@ backend_tests!(
     a_participants_token_posts_and_reads_as_that_participant,
     a_participants_token_cannot_write_as_another_user,
     a_removed_participants_token_is_401_everywhere,
+    a_removed_participants_open_stream_ends,
+    re_adding_participants_at_the_limit_is_a_no_op,
+    a_title_or_close_reason_with_nul_is_400_and_writes_nothing,
     a_participants_token_cannot_pause_or_close_but_the_creators_can,
     patch_session_sets_the_title_and_replaces_the_metadata,
     patch_session_with_null_title_clears_it_and_keeps_the_metadata,
@@ -743,6 +747,78 @@ async fn a_removed_participants_token_is_401_everywhere(kind: Kind) {
         "the creator's token lives: {}",
         reply.body
     );
+}
+
+async fn a_removed_participants_open_stream_ends(kind: Kind) {
+    let app = TestApp::spawn_secured(kind).await;
+    let agent = app.agent().await;
+    let p1 = new_user();
+    let created = group(&app, &agent, &[&p1]).await;
+    let id = id_of(&created);
+    let token = token_for(&created, &p1);
+    let bearer = format!("Bearer {token}");
+    let mut stream =
+        EventStream::open(&app, paths::events(&id), Some(("Authorization", &bearer))).await;
+    stream.expect(1, "session.created").await;
+    app.message(&id, "before the removal").await;
+    stream.expect(2, "message.created").await;
+
+    let (status, body) = app.delete(paths::participant(&id, &p1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.message(&id, "after the removal").await;
+    assert!(
+        stream.next().await.is_none(),
+        "a removed user's stream ends instead of carrying the group's messages"
+    );
+}
+
+async fn re_adding_participants_at_the_limit_is_a_no_op(kind: Kind) {
+    let app = TestApp::spawn_with(kind, |s| s.max_participants = 3).await;
+    let agent = app.agent().await;
+    let p1 = new_user();
+    let id = id_of(&group(&app, &agent, &[&p1]).await);
+
+    let (status, body) = app
+        .post(paths::participants(&id), json!({"participants": [p1]}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "already full, but nobody new: {body}"
+    );
+    assert_eq!(body["participantTokens"], json!([]));
+    let log = app.event_log(&id).await;
+    assert_eq!(event_types(&log), ["session.created"]);
+}
+
+async fn a_title_or_close_reason_with_nul_is_400_and_writes_nothing(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let user = new_user();
+    let (status, body) = app
+        .post(
+            paths::sessions(),
+            json!({"agentId": agent, "userId": user, "title": "a\u{0}b"}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(body["details"]["field"], "title");
+    assert_eq!(app.session_count("all").await, 0);
+
+    let id = app.session().await;
+    let (status, body) = app
+        .patch(paths::session(&id), json!({"title": "a\u{0}b"}))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(body["details"]["field"], "title");
+    let (status, body) = app
+        .post(paths::close(&id), json!({"reason": "a\u{0}b"}))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(body["details"]["field"], "reason");
+    let session = read(&app, &id).await;
+    assert_eq!(session["status"], "active");
+    assert!(session["title"].is_null(), "{session}");
 }
 
 async fn a_participants_token_cannot_pause_or_close_but_the_creators_can(kind: Kind) {

@@ -71,6 +71,24 @@ fn filtered(filter: &SessionFilter, status: StatusFilter, now: i64) -> Boxed<'st
     }
 }
 
+/// Rows of active sessions, then of paused ones, at most `limit` in all: `query` reads one
+/// status's range of the `(status, expires_at)` index (a single `IN` over both statuses would
+/// read and sort every row of both).
+fn open_first<T>(
+    limit: i64,
+    mut query: impl FnMut(&'static str, i64) -> QueryResult<Vec<T>>,
+) -> QueryResult<Vec<T>> {
+    let mut rows = Vec::new();
+    for status in [ACTIVE, PAUSED] {
+        let room = limit - rows.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        rows.extend(query(status, room)?);
+    }
+    Ok(rows)
+}
+
 pub fn insert(conn: &mut DbConnection, session: &Session) -> QueryResult<()> {
     diesel::insert_into(s::sessions)
         .values(session.to_row()?)
@@ -153,10 +171,14 @@ pub fn count(
         .get_result(conn)
 }
 
-/// Active sessions within their own warning threshold of expiry.
+/// Active or paused sessions within their own warning threshold of expiry.
 pub fn count_expiring_soon(conn: &mut DbConnection, now: i64) -> QueryResult<i64> {
     s::sessions
-        .filter(s::status.eq(ACTIVE).and(s::expires_at.gt(now)))
+        .filter(
+            s::status
+                .eq_any([ACTIVE, PAUSED])
+                .and(s::expires_at.gt(now)),
+        )
         .filter(
             sql::<Bool>("expires_at - warning_threshold_minutes * 60000 <= ")
                 .bind::<BigInt, _>(now),
@@ -180,23 +202,15 @@ pub struct Expired {
 /// PostgreSQL never expire the same session twice, and the UPDATE holds the rows' locks for the
 /// rest of the transaction (their events are appended under them).
 pub fn expire_due(conn: &mut DbConnection, now: i64, batch: i64) -> QueryResult<Vec<Expired>> {
-    // Active sessions past their deadline, then paused ones past their cap: one range of
-    // `sessions_due` each (a single `IN` over both would sort every due row).
-    let mut ids: Vec<String> = Vec::new();
-    for status in [ACTIVE, PAUSED] {
-        let room = batch - ids.len() as i64;
-        if room <= 0 {
-            break;
-        }
-        ids.extend(
-            s::sessions
-                .filter(s::status.eq(status).and(s::expires_at.le(now)))
-                .order(s::expires_at.asc())
-                .limit(room)
-                .select(s::id)
-                .load::<String>(conn)?,
-        );
-    }
+    // Active sessions past their deadline, then paused ones past their cap.
+    let ids: Vec<String> = open_first(batch, |status, room| {
+        s::sessions
+            .filter(s::status.eq(status).and(s::expires_at.le(now)))
+            .order(s::expires_at.asc())
+            .limit(room)
+            .select(s::id)
+            .load::<String>(conn)
+    })?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -256,36 +270,28 @@ pub fn in_warning_window(
     now: i64,
     batch: i64,
 ) -> QueryResult<Vec<SessionId>> {
-    // Active sessions, then paused ones (warned before their cap): one range of the
-    // (status, expires_at) index each.
-    let mut ids: Vec<String> = Vec::new();
-    for status in [ACTIVE, PAUSED] {
-        let room = batch - ids.len() as i64;
-        if room <= 0 {
-            break;
-        }
-        ids.extend(
-            s::sessions
-                .filter(s::status.eq(status))
-                .filter(s::expires_at.gt(now))
-                // The window is at most 60 minutes: this bound lets the index find the
-                // candidates.
-                .filter(s::expires_at.le(now.saturating_add(60 * 60_000)))
-                .filter(
-                    sql::<Bool>("expires_at - warning_threshold_minutes * 60000 <= ")
-                        .bind::<BigInt, _>(now),
-                )
-                .filter(diesel::dsl::not(diesel::dsl::exists(
-                    w::expiry_warnings
-                        .filter(w::session_id.eq(s::id))
-                        .filter(w::expires_at.eq(s::expires_at)),
-                )))
-                .order(s::expires_at.asc())
-                .limit(room)
-                .select(s::id)
-                .load::<String>(conn)?,
-        );
-    }
+    // Active sessions, then paused ones (warned before their cap).
+    let ids = open_first(batch, |status, room| {
+        s::sessions
+            .filter(s::status.eq(status))
+            .filter(s::expires_at.gt(now))
+            // The window is at most 60 minutes: this bound lets the (status, expires_at) index
+            // find the candidates.
+            .filter(s::expires_at.le(now.saturating_add(60 * 60_000)))
+            .filter(
+                sql::<Bool>("expires_at - warning_threshold_minutes * 60000 <= ")
+                    .bind::<BigInt, _>(now),
+            )
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                w::expiry_warnings
+                    .filter(w::session_id.eq(s::id))
+                    .filter(w::expires_at.eq(s::expires_at)),
+            )))
+            .order(s::expires_at.asc())
+            .limit(room)
+            .select(s::id)
+            .load::<String>(conn)
+    })?;
     ids.into_iter()
         .map(|id| column("sessions", &id, "id", id.parse()))
         .collect()
