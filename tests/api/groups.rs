@@ -112,6 +112,12 @@ fn token_for(body: &Value, user: &str) -> String {
         .1
 }
 
+/// A POST without a body, with a token: its status and body.
+async fn post_with(app: &TestApp, path: paths::ApiPath, token: &str) -> (StatusCode, Value) {
+    let reply = app.call(Method::POST, &path).bearer(token).send().await;
+    (reply.status, reply.body)
+}
+
 async fn read(app: &TestApp, id: &str) -> Value {
     let (status, body) = app.get(paths::session(id)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -831,44 +837,33 @@ async fn a_participants_token_cannot_pause_or_close_but_the_creators_can(kind: K
     let creator_token = session_token(&created);
 
     for path in [paths::pause(&id), paths::close(&id)] {
-        app.call(Method::POST, &path)
-            .bearer(&token)
-            .send()
-            .await
-            .assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+        let (status, body) = post_with(&app, path, &token).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
     }
     assert_eq!(read(&app, &id).await["status"], "active");
 
-    let reply = app
-        .call(Method::POST, paths::pause(&id))
-        .bearer(&creator_token)
-        .send()
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["status"], "paused");
-    app.call(Method::POST, paths::resume(&id))
-        .bearer(&token)
-        .send()
-        .await
-        .assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) = post_with(&app, paths::pause(&id), &creator_token).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("paused")),
+        "{body}"
+    );
+    let (status, body) = post_with(&app, paths::resume(&id), &token).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
     assert_eq!(read(&app, &id).await["status"], "paused");
-    let reply = app
-        .call(Method::POST, paths::resume(&id))
-        .bearer(&creator_token)
-        .send()
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["status"], "active");
-
-    let reply = app
-        .call(Method::POST, paths::close(&id))
-        .bearer(&creator_token)
-        .json(json!({"reason": "done"}))
-        .send()
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["status"], "ended");
-    assert_eq!(reply.body["endReason"], "done");
+    let (status, body) = post_with(&app, paths::resume(&id), &creator_token).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("active")),
+        "{body}"
+    );
+    let (status, body) = post_with(&app, paths::close(&id), &creator_token).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("ended")),
+        "{body}"
+    );
+    assert_eq!(body["endReason"], "closed");
 }
 
 async fn patch_session_sets_the_title_and_replaces_the_metadata(kind: Kind) {
