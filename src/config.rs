@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::domain::AgentId;
 use crate::rate_limit::RateLimitSettings;
 use crate::secret::Secret;
 use crate::timeout::{PartialTimeoutConfig, TimeoutConfig};
@@ -45,6 +46,17 @@ pub struct Settings {
     pub max_streams_per_credential: usize,
     /// Participants a session may have, its agent included (`AGENT_SESSIONS_MAX_PARTICIPANTS`).
     pub max_participants: usize,
+    /// What `/chat/config.json` serves to pages opened without `?agentId=`: the agent
+    /// (`AGENT_SESSIONS_CHAT_AGENT_ID`) and a publishable key of it (`AGENT_SESSIONS_CHAT_KEY`).
+    pub chat: ChatSettings,
+}
+
+/// The web chat page's served configuration. The key is public by design: it must hold
+/// `sessions:create` only and be bound to the agent (checked when the server starts).
+#[derive(Debug, Clone, Default)]
+pub struct ChatSettings {
+    pub agent_id: Option<AgentId>,
+    pub key: Option<String>,
 }
 
 impl Default for Settings {
@@ -67,6 +79,7 @@ impl Default for Settings {
             max_streams_per_session: 5,
             max_streams_per_credential: 100,
             max_participants: 100,
+            chat: ChatSettings::default(),
         }
     }
 }
@@ -165,6 +178,14 @@ const KEYS: &[Key] = &[
     Key {
         file: "max_participants",
         env: "AGENT_SESSIONS_MAX_PARTICIPANTS",
+    },
+    Key {
+        file: "chat_agent_id",
+        env: "AGENT_SESSIONS_CHAT_AGENT_ID",
+    },
+    Key {
+        file: "chat_key",
+        env: "AGENT_SESSIONS_CHAT_KEY",
     },
 ];
 
@@ -449,6 +470,14 @@ impl Layers {
                     |v: &usize| (2..=1_000).contains(v),
                 )?
                 .unwrap_or(d.max_participants),
+            chat: ChatSettings {
+                agent_id: self.parse("chat_agent_id", "expected an agent id (a UUID)", |_| true)?,
+                key: self.parse(
+                    "chat_key",
+                    "expected a key (visible ASCII characters)",
+                    |k: &String| !k.is_empty() && k.chars().all(|c| c.is_ascii_graphic()),
+                )?,
+            },
         })
     }
 }

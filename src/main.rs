@@ -256,7 +256,9 @@ fn describe(key: &ApiKey) -> String {
 async fn serve(settings: Settings) -> Result<(), String> {
     let bind = settings.bind;
     let backend = db::Backend::of_url(&settings.database_url);
+    let chat = settings.chat.clone();
     let app = Application::build(settings, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+    app.check_chat_key(&chat).await?;
     tracing::info!(%bind, port = app.port(), ?backend, "agent-sessions listening");
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }

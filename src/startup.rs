@@ -158,6 +158,19 @@ impl Application {
         self.port
     }
 
+    /// Refuses to serve a chat key that is more than publishable (see [`crate::chat`]).
+    pub async fn check_chat_key(&self, chat: &crate::config::ChatSettings) -> Result<(), String> {
+        let Some(key) = &chat.key else {
+            return Ok(());
+        };
+        let caller = self
+            .auth
+            .authenticate(Some(key.as_str()))
+            .await
+            .map_err(|e| format!("AGENT_SESSIONS_CHAT_KEY: {e}"))?;
+        crate::chat::check_publishable(chat, &caller)
+    }
+
     pub fn pool(&self) -> DbPool {
         self.pool.clone()
     }
@@ -304,6 +317,8 @@ fn serve(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                     .config(utoipa_swagger_ui::Config::from("/openapi.json")),
             )
+            // The reference web chat page, compiled in too.
+            .configure(crate::chat::routes)
             .default_service(web::to(routes::fallback))
     })
     .shutdown_timeout(10)

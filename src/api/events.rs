@@ -354,7 +354,7 @@ fn start_cursor(req: &actix_web::HttpRequest, query: Option<&str>) -> Result<i64
 /// Stream the session's events as Server-Sent Events: `id:` is the cursor, `event:` the type,
 /// `data:` the event as `watch` shows it. What was missed after `Last-Event-ID` (or `?cursor=`)
 /// comes first, then events as they are recorded; a `: keep-alive` comment comes at least
-/// every 15 s; the stream ends after `session.expired` or `session.ended`, and when the
+/// every 15 s; the stream ends after `session.expired`, `session.ended` or `session.closed`, and when the
 /// service stops. Open streams count against the same limits as `watch` (429
 /// `TOO_MANY_STREAMS`).
 ///
