@@ -215,3 +215,61 @@ test("over the rate limit the page asks politely to slow down", async () => {
   await page.screenshot({ path: `${SCREENSHOTS}/chat-slow-down.png` });
   await page.context().close();
 });
+
+test("offline and reconnecting are shown, and the chat carries on afterwards", async () => {
+  const page = await newPage();
+  await openChat(page);
+  await page.locator("#connection[data-state=live]").waitFor();
+
+  await page.context().setOffline(true);
+  await page.locator("#connection[data-state=offline]").waitFor();
+  const input = page.getByLabel("Your message");
+  await input.fill("Are you there?");
+  await input.press("Enter");
+  await page.locator("#notice", { hasText: "offline" }).waitFor();
+  assert.equal(await input.inputValue(), "Are you there?", "nothing is lost");
+  await page.screenshot({ path: `${SCREENSHOTS}/chat-offline.png` });
+
+  await page.context().setOffline(false);
+  await page.locator("#connection[data-state=live]").waitFor({ timeout: 15000 });
+  await input.press("Enter");
+  await page.locator('.message[data-author="agent"]', { hasText: "Echo: Are you there?" }).waitFor({ timeout: 10000 });
+  await page.context().close();
+});
+
+test("older history comes page by page with the before cursor", async () => {
+  const page = await newPage();
+  const sessionId = await openChat(page);
+  // 16 messages from the user (through the API) and the agent's 16 replies: 32 in all, more
+  // than the page's first page of 30.
+  for (let i = 1; i <= 16; i++) {
+    const r = await fetch(`${BASE}/api/messaging/sessions/${sessionId}/messages`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ content: `Message ${i}` }),
+    });
+    assert.equal(r.status, 201, await r.text());
+  }
+  await page.locator(".message", { hasText: "Echo: Message 16" }).waitFor({ timeout: 10000 });
+  let stored = 0;
+  for (let i = 0; i < 50 && stored < 32; i++) {
+    const r = await fetch(`${BASE}/api/messaging/sessions/${sessionId}/messages?limit=100`, {
+      headers: { Authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    stored = (await r.json()).messages.length;
+    if (stored < 32) await page.waitForTimeout(100);
+  }
+  assert.equal(stored, 32, "every message answered");
+
+  await page.reload();
+  await page.locator(".message", { hasText: "Echo: Message 16" }).waitFor();
+  assert.equal((await messageTexts(page)).length, 30, "the newest page");
+  const earlier = page.getByRole("button", { name: "Load earlier messages" });
+  await earlier.click();
+  await page.locator(".message", { hasText: "Message 1" }).first().waitFor();
+  const all = await messageTexts(page);
+  assert.equal(all.length, 32);
+  assert.deepEqual(all.slice(0, 3), ["Message 1", "Echo: Message 1", "Message 2"], "oldest first, in order");
+  assert.ok(await earlier.isHidden(), "nothing older left");
+  await page.context().close();
+});

@@ -80,3 +80,41 @@ pub fn check_publishable(chat: &ChatSettings, caller: &Caller) -> Result<(), Str
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AgentId, Scopes};
+
+    fn key(scopes: &[Scope], agent: Option<AgentId>) -> Caller {
+        Caller::Key {
+            id: None,
+            scopes: Scopes::new(scopes.iter().copied()),
+            agent_id: agent,
+        }
+    }
+
+    #[test]
+    fn only_a_create_only_key_bound_to_the_chat_agent_is_publishable() {
+        let agent = AgentId::new_random();
+        let chat = ChatSettings {
+            agent_id: Some(agent),
+            key: Some("k".to_owned()),
+        };
+        assert!(check_publishable(&chat, &key(&[Scope::SessionsCreate], Some(agent))).is_ok());
+        for wrong in [
+            key(&[Scope::SessionsCreate, Scope::SessionsRead], Some(agent)),
+            key(&[Scope::SessionsCreate], None),
+            key(&[Scope::SessionsCreate], Some(AgentId::new_random())),
+            Caller::Open,
+        ] {
+            assert!(check_publishable(&chat, &wrong).is_err(), "{wrong:?}");
+        }
+        let unbound = ChatSettings {
+            agent_id: None,
+            key: Some("k".to_owned()),
+        };
+        let err = check_publishable(&unbound, &key(&[Scope::SessionsCreate], Some(agent)));
+        assert!(err.unwrap_err().contains("AGENT_SESSIONS_CHAT_AGENT_ID"));
+    }
+}

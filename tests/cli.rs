@@ -557,3 +557,34 @@ fn sigterm_answers_waiting_long_polls_and_ends_streams_at_once() {
     );
     assert!(log.contains("reaper stopped"), "{log}");
 }
+
+#[test]
+fn serve_refuses_a_chat_key_that_is_more_than_publishable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let agent = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+    let (wide, _) = keys_cmd(
+        &db,
+        &[
+            "create",
+            "--scope",
+            "sessions:create,sessions:read",
+            "--agent",
+            agent,
+        ],
+    );
+    let out = bin()
+        .args(["serve", "--bind", &format!("127.0.0.1:{}", free_port())])
+        .env("DATABASE_URL", &db)
+        .env("AGENT_SESSIONS_CHAT_AGENT_ID", agent)
+        .env("AGENT_SESSIONS_CHAT_KEY", wide.trim())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("publishable"), "{stderr}");
+    assert!(
+        !stderr.contains(wide.trim()),
+        "the key is not echoed: {stderr}"
+    );
+}

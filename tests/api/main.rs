@@ -5,6 +5,7 @@ mod helpers;
 mod agent_feed;
 mod agents;
 mod authorization;
+mod chat;
 mod conversation_state;
 mod cors;
 mod deadlines;
