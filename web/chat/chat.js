@@ -443,9 +443,13 @@
     stream.onopen = () => setConnection("live", "Connected");
     stream.onerror = () => {
       if (stream.readyState === EventSource.CLOSED) {
-        // Refused (the session is gone or over) or ended (204 after its last event).
+        // Refused (the session is gone or over, too many streams, the server failing) or
+        // ended (204 after its last event): find out which, without hammering the server.
         state.stream = null;
-        if (!state.ended) checkSession();
+        if (!state.ended) {
+          setConnection("reconnecting", "Reconnecting…");
+          setTimeout(checkSession, 2000);
+        }
       } else {
         setConnection(navigator.onLine ? "reconnecting" : "offline", navigator.onLine ? "Reconnecting…" : "Offline");
       }
