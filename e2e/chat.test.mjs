@@ -89,11 +89,21 @@ test("a message gets the agent's reply as soon as it is stored, and a reload bri
   assert.deepEqual(before, ["Hello there", "Echo: Hello there", "How are you?", "Echo: How are you?"]);
   await page.screenshot({ path: `${SCREENSHOTS}/chat.png` });
 
+  const cursor = await page.evaluate(
+    (agent) => JSON.parse(localStorage.getItem(`agent-sessions:chat:${agent}`)).cursor,
+    AGENT_ID,
+  );
+  assert.ok(cursor >= 5, `the stream's cursor is kept (${cursor})`);
+  const streams = [];
+  page.on("request", (r) => r.url().includes("/events?") && streams.push(new URL(r.url())));
   await page.reload();
   await page.locator(".message", { hasText: "Echo: How are you?" }).waitFor();
   assert.equal(await page.evaluate(() => document.body.dataset.sessionId), sessionId, "the same session");
   assert.deepEqual(await messageTexts(page), before, "the same history, once each, in order");
   await page.locator("#connection[data-state=live]").waitFor();
+  assert.equal(streams.length, 1);
+  assert.equal(streams[0].searchParams.get("cursor"), String(cursor), "the stream resumes from the kept cursor");
+  assert.match(streams[0].searchParams.get("access_token"), /^ast_/, "with the session's token");
 
   // Still live after the reload: the stream resumed from its cursor.
   await say(page, "Back again");
@@ -242,6 +252,7 @@ test("older history comes page by page with the before cursor", async () => {
   const sessionId = await openChat(page);
   // 16 messages from the user (through the API) and the agent's 16 replies: 32 in all, more
   // than the page's first page of 30.
+  // Each reply awaited before the next message, so that the order is known.
   for (let i = 1; i <= 16; i++) {
     const r = await fetch(`${BASE}/api/messaging/sessions/${sessionId}/messages`, {
       method: "POST",
@@ -249,27 +260,34 @@ test("older history comes page by page with the before cursor", async () => {
       body: JSON.stringify({ content: `Message ${i}` }),
     });
     assert.equal(r.status, 201, await r.text());
+    await page.locator(".message .text", { hasText: new RegExp(`^Echo: Message ${i}$`) }).waitFor({ timeout: 10000 });
   }
-  await page.locator(".message", { hasText: "Echo: Message 16" }).waitFor({ timeout: 10000 });
-  let stored = 0;
-  for (let i = 0; i < 50 && stored < 32; i++) {
-    const r = await fetch(`${BASE}/api/messaging/sessions/${sessionId}/messages?limit=100`, {
-      headers: { Authorization: `Bearer ${ADMIN_KEY}` },
-    });
-    stored = (await r.json()).messages.length;
-    if (stored < 32) await page.waitForTimeout(100);
-  }
-  assert.equal(stored, 32, "every message answered");
+  const expected = Array.from({ length: 16 }, (_, i) => [`Message ${i + 1}`, `Echo: Message ${i + 1}`]).flat();
+  assert.deepEqual(await messageTexts(page), expected, "live, in order");
 
   await page.reload();
   await page.locator(".message", { hasText: "Echo: Message 16" }).waitFor();
-  assert.equal((await messageTexts(page)).length, 30, "the newest page");
+  assert.deepEqual(await messageTexts(page), expected.slice(2), "the newest page of 30");
   const earlier = page.getByRole("button", { name: "Load earlier messages" });
   await earlier.click();
-  await page.locator(".message", { hasText: "Message 1" }).first().waitFor();
-  const all = await messageTexts(page);
-  assert.equal(all.length, 32);
-  assert.deepEqual(all.slice(0, 3), ["Message 1", "Echo: Message 1", "Message 2"], "oldest first, in order");
+  await page.waitForFunction(() => document.querySelectorAll(".message").length === 32);
+  assert.deepEqual(await messageTexts(page), expected, "the older page in front, in order");
   assert.ok(await earlier.isHidden(), "nothing older left");
+  await page.context().close();
+});
+
+test("pressing Enter twice sends the message once", async () => {
+  const page = await newPage();
+  const sessionId = await openChat(page);
+  const input = page.getByLabel("Your message");
+  await input.fill("Only once");
+  await Promise.all([input.press("Enter"), input.press("Enter")]);
+  await page.locator('.message[data-author="agent"]', { hasText: "Echo: Only once" }).waitFor({ timeout: 10000 });
+  await page.waitForTimeout(300);
+  const r = await fetch(`${BASE}/api/messaging/sessions/${sessionId}/messages`, {
+    headers: { Authorization: `Bearer ${ADMIN_KEY}` },
+  });
+  const stored = (await r.json()).messages.map((m) => m.content);
+  assert.deepEqual(stored, ["Echo: Only once", "Only once"]);
   await page.context().close();
 });

@@ -39,9 +39,15 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 
 async fn index() -> HttpResponse {
     let mut response = asset("text/html; charset=utf-8", INDEX);
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(CSP),
+    );
+    // The page's URL may carry its publishable key: never sent on to other sites.
+    headers.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
     );
     response
 }

@@ -52,11 +52,21 @@ pub struct Settings {
 }
 
 /// The web chat page's served configuration. The key is public by design: it must hold
-/// `sessions:create` only and be bound to the agent (checked when the server starts).
-#[derive(Debug, Clone, Default)]
+/// `sessions:create` only and be bound to the agent (checked when the server starts). It is
+/// still kept out of logs and error messages, like every secret, in case it is not.
+#[derive(Clone, Default)]
 pub struct ChatSettings {
     pub agent_id: Option<AgentId>,
     pub key: Option<String>,
+}
+
+impl std::fmt::Debug for ChatSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatSettings")
+            .field("agent_id", &self.agent_id)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -308,6 +318,23 @@ impl Layers {
     }
 
     /// Comma-separated origins, each `http(s)://host[:port]` (no path), or `*`.
+    /// The chat page's key: visible ASCII, never repeated in an error.
+    fn chat_key(&self) -> Result<Option<String>, ConfigError> {
+        let Some((text, origin)) = self.values.get("chat_key") else {
+            return Ok(None);
+        };
+        let text = text.trim();
+        if text.is_empty() || !text.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(ConfigError::Invalid {
+                origin: origin.clone(),
+                value: "<redacted>".to_owned(),
+                expected: "expected a key as `keys create` prints it (visible ASCII characters)"
+                    .to_owned(),
+            });
+        }
+        Ok(Some(text.to_owned()))
+    }
+
     fn origins(&self, key: &str) -> Result<Vec<String>, ConfigError> {
         let Some((text, origin)) = self.values.get(key) else {
             return Ok(Vec::new());
@@ -472,11 +499,7 @@ impl Layers {
                 .unwrap_or(d.max_participants),
             chat: ChatSettings {
                 agent_id: self.parse("chat_agent_id", "expected an agent id (a UUID)", |_| true)?,
-                key: self.parse(
-                    "chat_key",
-                    "expected a key (visible ASCII characters)",
-                    |k: &String| !k.is_empty() && k.chars().all(|c| c.is_ascii_graphic()),
-                )?,
+                key: self.chat_key()?,
             },
         })
     }

@@ -45,6 +45,7 @@ async fn the_page_and_its_files_are_served_without_a_credential(kind: Kind) {
             let csp = headers["content-security-policy"].to_str().unwrap();
             assert!(csp.contains("script-src 'self'"), "{csp}");
             assert!(csp.contains("connect-src 'self'"), "{csp}");
+            assert_eq!(headers["referrer-policy"], "no-referrer");
         }
         let body = response.text().await.unwrap();
         assert!(body.contains(needle), "{path} holds {needle}");

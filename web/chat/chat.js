@@ -24,6 +24,7 @@
     loadEarlier: $("load-earlier"),
     messages: $("messages"),
     notice: $("notice"),
+    announcer: $("announcer"),
     composer: $("composer"),
     input: $("message"),
     send: $("send"),
@@ -44,6 +45,9 @@
     countdown: null,
     slowUntil: 0,
     slowTimer: null,
+    retryDelay: 0, // ms before the next look at a stream or session that failed; 0: none yet
+    sending: false,
+    draftKey: null, // the Idempotency-Key of the text being typed: a resend never doubles it
     seen: new Set(),
   };
 
@@ -137,15 +141,31 @@
     ui.connection.textContent = text;
   }
 
-  function showNotice(text) {
+  /// Says `text` once to screen readers (the visible texts may tick every second).
+  function announce(text) {
+    ui.announcer.textContent = text;
+  }
+
+  function showNotice(text, { speak = true } = {}) {
     ui.notice.textContent = text;
     ui.notice.hidden = !text;
+    if (text && speak) announce(text);
   }
 
   function setComposer(enabled) {
+    const usable = enabled && !!state.session && !state.ended;
     const slow = Date.now() < state.slowUntil;
-    ui.input.disabled = !enabled;
-    ui.send.disabled = !enabled || slow;
+    ui.input.disabled = !usable;
+    ui.send.disabled = !usable || slow || state.sending;
+  }
+
+  /// The wait before looking again at something that failed: 2 s, doubling up to a minute,
+  /// with jitter (many pages must not come back in step); `Retry-After` when the server said.
+  function backoff(error) {
+    const told = parseInt(error?.retryAfter, 10);
+    state.retryDelay = Math.min(60000, state.retryDelay ? state.retryDelay * 2 : 2000);
+    const wait = Number.isFinite(told) && told > 0 ? told * 1000 : state.retryDelay;
+    return wait * (0.8 + Math.random() * 0.4);
   }
 
   function showBanner(kind, text, { keep = false, restart = false } = {}) {
@@ -217,11 +237,17 @@
   const remaining = () => state.expiresAt - (Date.now() + state.serverOffset);
 
   function startCountdown() {
+    const wasShown = ui.banner.dataset.kind === "expiring";
     stopCountdown();
+    if (!wasShown) {
+      const minutes = Math.max(1, Math.round(remaining() / 60000));
+      announce(`This chat will end in about ${minutes} minute${minutes === 1 ? "" : "s"} unless you keep chatting.`);
+    }
     const tick = () => {
       const left = Math.max(0, remaining());
       if (left === 0) {
         showBanner("expiring", "This chat is ending…");
+        announce("This chat is ending.");
         stopCountdown();
         checkSession();
         return;
@@ -278,16 +304,26 @@
     setComposer(false);
     setConnection("ended", "Chat ended");
     showBanner("ended", text, { restart: true });
+    announce(text);
     ui.newChat.focus();
   }
 
   async function startNewChat() {
     if (state.config) store.remove(sessionKey());
     if (state.stream) state.stream.close();
-    state.stream = null;
-    state.session = null;
-    state.ended = false;
+    Object.assign(state, {
+      stream: null,
+      session: null,
+      ended: false,
+      paused: false,
+      slowUntil: 0,
+      retryDelay: 0,
+      draftKey: null,
+    });
+    clearInterval(state.slowTimer);
+    ui.title.textContent = "Chat";
     clearConversation();
+    setComposer(false);
     await createSession();
   }
 
@@ -297,16 +333,20 @@
   function slowDown(seconds) {
     state.slowUntil = Date.now() + seconds * 1000;
     clearInterval(state.slowTimer);
+    let first = true;
     const tick = () => {
       const left = Math.ceil((state.slowUntil - Date.now()) / 1000);
       if (left <= 0) {
         clearInterval(state.slowTimer);
         showNotice("");
-        setComposer(!state.ended && !state.paused);
+        setComposer(!state.paused);
         return;
       }
-      showNotice(`You're sending messages too quickly. Please slow down and try again in ${left} s.`);
-      setComposer(!state.ended && !state.paused);
+      showNotice(`You're sending messages too quickly. Please slow down and try again in ${left} s.`, {
+        speak: first,
+      });
+      first = false;
+      setComposer(!state.paused);
     };
     tick();
     state.slowTimer = setInterval(tick, 1000);
@@ -323,7 +363,7 @@
       endChat("This chat is no longer available.");
     } else if (e.status === 0) {
       setConnection("offline", "Offline");
-      showNotice("You appear to be offline. Nothing was sent; try again when you are back online.");
+      showNotice("You appear to be offline. Press Send again when you are back online (it is never sent twice).");
     } else {
       showNotice(e.message || "Something went wrong; please try again.");
     }
@@ -337,7 +377,7 @@
     noteSession(session);
     state.ended = false;
     setComposer(!state.paused);
-    if (state.paused) showNotice("This chat is paused.");
+    showNotice(state.paused ? "This chat is paused." : "");
   }
 
   async function createSession() {
@@ -359,12 +399,13 @@
       } else if (e.status === 404) {
         setConnection("offline", "Not available");
         showNotice("This chat cannot start: the agent is not registered.");
-      } else if (e.status === 0) {
-        setConnection("offline", "Offline");
-        showNotice("You appear to be offline; retrying…");
-        setTimeout(createSession, 3000);
+      } else if (e.status === 0 || e.status === 429 || e.status >= 500) {
+        // Not the page's fault: try again, as the server asks or with a growing pause.
+        setConnection(e.status === 0 ? "offline" : "reconnecting", e.status === 0 ? "Offline" : "Starting…");
+        showNotice(e.status === 429 ? "Many chats are starting right now; trying again shortly…" : "Cannot reach the chat service; retrying…");
+        setTimeout(createSession, backoff(e));
       } else {
-        handleError(e);
+        showNotice(e.message || "This chat cannot start.");
       }
     }
   }
@@ -384,16 +425,19 @@
         endChat(ENDINGS[e.code] || "This chat has ended.");
         return true;
       }
-      if (e.status === 0) {
-        setConnection("offline", "Offline");
-        showNotice("You appear to be offline; retrying…");
-        setTimeout(() => resume(saved), 3000);
-        return true;
+      if (e.status === 401 || e.status === 404) {
+        // Gone (purged, deleted) or its token revoked: start afresh.
+        store.remove(sessionKey());
+        state.session = null;
+        return false;
       }
-      // Gone (purged, deleted) or its token revoked: start afresh.
-      store.remove(sessionKey());
-      state.session = null;
-      return false;
+      // No answer, rate limited, the server failing: the chat is still there; keep it.
+      setConnection(e.status === 0 ? "offline" : "reconnecting", e.status === 0 ? "Offline" : "Reconnecting…");
+      showNotice("Cannot reach the chat service; retrying…");
+      setTimeout(async () => {
+        if (!(await resume(saved))) await createSession();
+      }, backoff(e));
+      return true;
     }
   }
 
@@ -419,15 +463,30 @@
     else ui.history.scrollTop = ui.history.scrollHeight;
   }
 
+  /// Why the stream stopped, and what to do: reopen it (after a pause), resync a cursor whose
+  /// events were purged, or end the chat.
   async function checkSession() {
-    if (!state.session || state.ended) return;
+    if (!state.session || state.ended || state.stream) return;
     try {
       const session = await call("GET", sessionPath(), asUser());
       noteSession(session);
-      if (!state.stream) openStream();
+      // A cursor older than the events kept (away for longer than the retention window):
+      // read from the start of what is kept; the history already shown stays.
+      await call("GET", sessionPath(`/watch?cursor=${state.session.cursor || 0}&timeout=0&limit=1`), asUser());
+      openStream();
     } catch (e) {
-      if (e.status === 0) setTimeout(checkSession, 3000);
-      else handleError(e);
+      if (e.code === "CURSOR_EXPIRED") {
+        state.session.cursor = 0;
+        saveSession();
+        openStream();
+      } else if (e.status === 410 || e.status === 401 || e.status === 404) {
+        handleError(e);
+      } else {
+        if (e.code === "TOO_MANY_STREAMS") {
+          showNotice("This chat is open in too many windows; close one to see new messages here.");
+        }
+        setTimeout(checkSession, backoff(e));
+      }
     }
   }
 
@@ -440,7 +499,10 @@
     const url = `${API}/${id}/events?access_token=${encodeURIComponent(token)}` + (cursor ? `&cursor=${cursor}` : "");
     const stream = new EventSource(url);
     state.stream = stream;
-    stream.onopen = () => setConnection("live", "Connected");
+    stream.onopen = () => {
+      state.retryDelay = 0;
+      setConnection("live", "Connected");
+    };
     stream.onerror = () => {
       if (stream.readyState === EventSource.CLOSED) {
         // Refused (the session is gone or over, too many streams, the server failing) or
@@ -448,7 +510,7 @@
         state.stream = null;
         if (!state.ended) {
           setConnection("reconnecting", "Reconnecting…");
-          setTimeout(checkSession, 2000);
+          setTimeout(checkSession, backoff());
         }
       } else {
         setConnection(navigator.onLine ? "reconnecting" : "offline", navigator.onLine ? "Reconnecting…" : "Offline");
@@ -506,12 +568,15 @@
   async function send(event) {
     event.preventDefault();
     const content = ui.input.value.trim();
-    if (!content || !state.session || state.ended || Date.now() < state.slowUntil) return;
-    ui.send.disabled = true;
+    if (!content || !state.session || state.ended || state.sending || Date.now() < state.slowUntil) return;
+    state.sending = true;
+    state.draftKey = state.draftKey || uuid();
+    setComposer(!state.paused);
     try {
-      const sent = await call("POST", sessionPath("/messages"), asUser({ body: { content }, idempotencyKey: uuid() }));
+      const sent = await call("POST", sessionPath("/messages"), asUser({ body: { content }, idempotencyKey: state.draftKey }));
       render(sent);
       ui.input.value = "";
+      state.draftKey = null;
       showNotice("");
       if (!sent.sessionStatus.isNearExpiration) {
         state.expiresAt = Date.parse(sent.sessionStatus.expiresAt);
@@ -520,7 +585,8 @@
     } catch (e) {
       handleError(e);
     } finally {
-      setComposer(!state.ended && !state.paused);
+      state.sending = false;
+      setComposer(!state.paused);
       if (!state.ended) ui.input.focus();
     }
   }
@@ -558,6 +624,10 @@
       e.preventDefault();
       ui.composer.requestSubmit();
     }
+  });
+  // Another text is another message: it gets its own Idempotency-Key.
+  ui.input.addEventListener("input", () => {
+    state.draftKey = null;
   });
   ui.keepChatting.addEventListener("click", keepChatting);
   ui.newChat.addEventListener("click", startNewChat);
