@@ -2,6 +2,7 @@
 // example echo agent answering AGENT_ID's sessions).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
 const env = (name) => {
@@ -16,6 +17,7 @@ const CHAT_KEY = env("CHAT_KEY");
 const SHORT_AGENT_ID = env("SHORT_AGENT_ID");
 const SHORT_CHAT_KEY = env("SHORT_CHAT_KEY");
 const SCREENSHOTS = env("SCREENSHOTS");
+const RESTART_SERVER = env("RESTART_SERVER");
 
 const chatUrl = (agent = AGENT_ID, key = CHAT_KEY) =>
   `${BASE}/chat?agentId=${agent}&key=${encodeURIComponent(key)}`;
@@ -289,5 +291,50 @@ test("pressing Enter twice sends the message once", async () => {
   });
   const stored = (await r.json()).messages.map((m) => m.content);
   assert.deepEqual(stored, ["Echo: Only once", "Only once"]);
+  await page.context().close();
+});
+
+test("a dropped stream shows reconnecting, then resumes where it stopped", async () => {
+  const page = await newPage();
+  const sessionId = await openChat(page);
+  await page.locator("#connection[data-state=live]").waitFor();
+  await say(page, "Before the drop");
+  await page.locator('.message[data-author="agent"]', { hasText: "Echo: Before the drop" }).waitFor({ timeout: 10000 });
+  // Every state the header goes through from now on.
+  await page.evaluate(() => {
+    window.connectionStates = [];
+    const el = document.getElementById("connection");
+    new MutationObserver(() => window.connectionStates.push(el.dataset.state)).observe(el, {
+      attributes: true,
+      attributeFilter: ["data-state"],
+    });
+  });
+  const resumed = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/events")) resumed.push(r.allHeaders().then((h) => h["last-event-id"] ?? new URL(r.url()).searchParams.get("cursor")));
+  });
+
+  // The server stops (its streams end) and starts again on the same database.
+  execFileSync("bash", [RESTART_SERVER], { stdio: "inherit" });
+  await page.waitForFunction(() => window.connectionStates.includes("reconnecting"), null, { timeout: 10000 });
+  await page.screenshot({ path: `${SCREENSHOTS}/chat-reconnecting.png` });
+  await page.waitForFunction(() => window.connectionStates.at(-1) === "live", null, { timeout: 20000 });
+  const cursors = await Promise.all(resumed);
+  assert.ok(cursors.length > 0 && cursors.every((c) => Number(c) >= 3), `the stream resumed from its cursor (${cursors})`);
+
+  // A message stored after the drop comes through the resumed stream, once, in order.
+  const r = await fetch(`${BASE}/api/messaging/sessions/${sessionId}/messages`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ content: "While you were away" }),
+  });
+  assert.equal(r.status, 201);
+  await page.locator('.message[data-author="agent"]', { hasText: "Echo: While you were away" }).waitFor({ timeout: 15000 });
+  assert.deepEqual(await messageTexts(page), [
+    "Before the drop",
+    "Echo: Before the drop",
+    "While you were away",
+    "Echo: While you were away",
+  ]);
   await page.context().close();
 });

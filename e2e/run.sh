@@ -12,6 +12,11 @@ work="$(mktemp -d)"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [ -f "$work/server.pid" ]; then
+    pid="$(cat "$work/server.pid")"
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -37,22 +42,32 @@ CHAT_KEY="$("$bin" keys create --scope sessions:create --agent "$AGENT_ID" --nam
 SHORT_CHAT_KEY="$("$bin" keys create --scope sessions:create --agent "$SHORT_AGENT_ID" --name web-short 2>/dev/null)"
 ECHO_KEY="$("$bin" keys create --scope sessions:read,sessions:write --agent "$AGENT_ID" --name echo 2>/dev/null)"
 
-AGENT_SESSIONS_BIND="127.0.0.1:$port" RUST_LOG=warn \
-  AGENT_SESSIONS_API_KEY="$ADMIN_KEY" \
-  AGENT_SESSIONS_CHAT_AGENT_ID="$AGENT_ID" AGENT_SESSIONS_CHAT_KEY="$CHAT_KEY" \
-  AGENT_SESSIONS_RATE_LIMIT_SESSION_PER_MINUTE=30 \
-  "$bin" serve >"$work/server.log" 2>&1 &
-pids+=($!)
-auth=(-H "Authorization: Bearer $ADMIN_KEY")
-for _ in $(seq 1 50); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-if ! curl -fsS "$base/readyz" >/dev/null; then
-  echo "the server did not become ready; its log:" >&2
-  cat "$work/server.log" >&2
-  exit 1
+# The server is started (and restarted, by the test of a dropped stream) by this script, which
+# stops the running one first (SIGTERM: streams end, requests drain) and waits until the new
+# one is ready.
+cat >"$work/server.sh" <<SERVER
+#!/usr/bin/env bash
+set -euo pipefail
+if [ -f "$work/server.pid" ]; then
+  kill "\$(cat "$work/server.pid")" 2>/dev/null || true
+  while kill -0 "\$(cat "$work/server.pid")" 2>/dev/null; do sleep 0.05; done
 fi
+DATABASE_URL="$db" AGENT_SESSIONS_BIND="127.0.0.1:$port" RUST_LOG=warn \\
+  AGENT_SESSIONS_API_KEY="$ADMIN_KEY" \\
+  AGENT_SESSIONS_CHAT_AGENT_ID="$AGENT_ID" AGENT_SESSIONS_CHAT_KEY="$CHAT_KEY" \\
+  AGENT_SESSIONS_RATE_LIMIT_SESSION_PER_MINUTE=30 \\
+  nohup "$bin" serve >>"$work/server.log" 2>&1 &
+echo \$! >"$work/server.pid"
+for _ in \$(seq 1 100); do
+  curl -fsS "$base/readyz" >/dev/null 2>&1 && exit 0
+  sleep 0.1
+done
+echo "the server did not become ready; its log:" >&2
+cat "$work/server.log" >&2
+exit 1
+SERVER
+bash "$work/server.sh"
+auth=(-H "Authorization: Bearer $ADMIN_KEY")
 curl -fsS -X PUT "${auth[@]}" -H 'Content-Type: application/json' \
   -d '{"name": "Echo"}' "$base/api/agents/$AGENT_ID" >/dev/null
 # A short timeout inside a large warning window: near its expiry from the first moment.
@@ -71,7 +86,7 @@ mkdir -p "$e2e/screenshots"
 status=0
 BASE_URL="$base" ADMIN_KEY="$ADMIN_KEY" AGENT_ID="$AGENT_ID" CHAT_KEY="$CHAT_KEY" \
   SHORT_AGENT_ID="$SHORT_AGENT_ID" SHORT_CHAT_KEY="$SHORT_CHAT_KEY" CHROMIUM="$chromium" \
-  SCREENSHOTS="$e2e/screenshots" \
+  SCREENSHOTS="$e2e/screenshots" RESTART_SERVER="$work/server.sh" \
   node --test --test-concurrency=1 "$e2e/chat.test.mjs" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log" >&2; tail -n 50 "$work/server.log" >&2
