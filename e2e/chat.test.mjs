@@ -225,6 +225,12 @@ test("over the rate limit the page asks politely to slow down", async () => {
   assert.equal(await input.inputValue(), "One more thing", "the text is kept to send again");
   assert.ok(await page.locator("#send").isDisabled(), "sending waits for the Retry-After");
   await page.screenshot({ path: `${SCREENSHOTS}/chat-slow-down.png` });
+
+  // After the Retry-After, the same text goes through.
+  await notice.waitFor({ state: "hidden", timeout: 15000 });
+  assert.ok(await page.locator("#send").isEnabled());
+  await input.press("Enter");
+  await page.locator('.message[data-author="agent"]', { hasText: "Echo: One more thing" }).waitFor({ timeout: 10000 });
   await page.context().close();
 });
 
