@@ -10,7 +10,7 @@ use validator::Validate;
 use crate::api::auth::{Auth, AuthCheck};
 use crate::api::error::{ApiError, AuthErrors, ErrorBody, JsonWriteErrors, ServerErrors};
 use crate::api::extract::{ApiJson, DebugFlag};
-use crate::api::sessions::{ok, SessionResponse, TITLE_MAX_CHARS};
+use crate::api::sessions::{normalized_title, ok, SessionResponse, TITLE_MAX_CHARS};
 use crate::domain::conversation::{Engagement, Sentiment, INTENTS_MAX, INTENT_MAX_CHARS};
 use crate::domain::{Scope, SessionId, Stage, StatePatch};
 use crate::service::lifecycle::{self as service, SessionPatch};
@@ -21,7 +21,7 @@ use crate::{json, validation};
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateSessionRequest {
-    /// At most 200 characters; `null` clears it.
+    /// At most 200 characters, trimmed; `null` or a blank title clears it.
     #[serde(default, deserialize_with = "json::nullable")]
     #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000]*$", example = "Project Discussion")]
     pub title: Option<Option<String>>,
@@ -46,7 +46,7 @@ impl UpdateSessionRequest {
             }
         }
         Ok(SessionPatch {
-            title: self.title,
+            title: self.title.map(normalized_title),
             metadata: self
                 .metadata
                 .map(|m| validation::metadata_or_empty(Some(m))),

@@ -46,7 +46,7 @@ pub struct CreateSessionRequest {
     #[schema(max_items = 1000)]
     #[validate(length(max = 1000, code = "items"))]
     pub participants: Option<Vec<UserId>>,
-    /// At most 200 characters.
+    /// At most 200 characters, trimmed; a blank title is none.
     #[serde(default)]
     #[schema(
         max_length = 200,
@@ -62,6 +62,11 @@ pub struct CreateSessionRequest {
 
 /// A title's length limit, in characters.
 pub const TITLE_MAX_CHARS: u64 = 200;
+
+/// A title as stored: trimmed, and a blank one is no title.
+pub fn normalized_title(title: Option<String>) -> Option<String> {
+    title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
 
 // The two ids of a create request are documented inline, with examples: schemathesis seeds
 // its requests with property examples (it does not follow `$ref`s for them), and the contract
@@ -340,7 +345,7 @@ pub async fn create(
         agent_id: body.agent_id,
         user_id: body.user_id,
         participants: body.participants.unwrap_or_default(),
-        title: body.title,
+        title: normalized_title(body.title),
         metadata: validation::metadata_or_empty(body.metadata),
         timeout_config: body.timeout_config.unwrap_or_default(),
     };

@@ -38,6 +38,7 @@ backend_tests!(
     a_participants_token_cannot_pause_or_close_but_the_creators_can,
     patch_session_sets_the_title_and_replaces_the_metadata,
     patch_session_with_null_title_clears_it_and_keeps_the_metadata,
+    a_blank_title_is_no_title,
     patch_session_with_a_title_over_200_chars_is_400_and_writes_nothing,
     participant_changes_record_one_event_each_with_the_ids,
     patch_session_records_one_session_updated_event,
@@ -915,6 +916,23 @@ async fn patch_session_with_null_title_clears_it_and_keeps_the_metadata(kind: Ki
     let session = read(&app, &id).await;
     assert!(session["title"].is_null(), "{session}");
     assert_eq!(session["metadata"], json!({"a": 1}));
+}
+
+async fn a_blank_title_is_no_title(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let agent = app.agent().await;
+    let created = app
+        .session_with(&agent, json!({"title": "  Team chat \n"}))
+        .await;
+    assert_eq!(created["title"], "Team chat", "trimmed");
+    let id = id_of(&created);
+    let (status, body) = app
+        .patch(paths::session(&id), json!({"title": "   "}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["title"].is_null(), "{body}");
+    let blank = app.session_with(&agent, json!({"title": ""})).await;
+    assert!(blank["title"].is_null(), "{blank}");
 }
 
 async fn patch_session_with_a_title_over_200_chars_is_400_and_writes_nothing(kind: Kind) {
