@@ -647,19 +647,31 @@ pub async fn update_timeout(
     ))
 }
 
-/// Issue a new session token for the session's user; the earlier one stops working at once
-/// (a lost or leaked token is replaced without ending the chat).
+/// Whose token to issue (a query parameter: the route keeps taking no body, so clients
+/// generated before group sessions call it unchanged).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct IssueTokenParams {
+    /// A user taking part in the session; left out: its creator.
+    #[param(value_type = Option<UserId>)]
+    pub user_id: Option<String>,
+}
+
+/// Issue a new session token for one of the session's users (its creator unless `?userId=`
+/// names another participant); that user's earlier token stops working at once (a lost or
+/// leaked token is replaced without ending the chat).
 ///
 /// **Auth:** Needs `sessions:manage` and a key not bound to an agent (a bound key writes as
 /// its agent, never as the user; a session token cannot do this).
 #[utoipa::path(
     operation_id = "issueSessionToken", tag = "sessions",
-    params(("sessionId" = SessionId, Path, description = "Session id")),
+    params(("sessionId" = SessionId, Path, description = "Session id"), IssueTokenParams),
     responses(
         (status = 201, description = "A new token; the earlier one is revoked", body = SessionTokenResponse),
         (status = 400, description = "Malformed id (VALIDATION_ERROR)", body = ErrorBody),
-        (status = 404, description = "Unknown (SESSION_NOT_FOUND)", body = ErrorBody),
-        (status = 410, description = "Expired (SESSION_EXPIRED)", body = ErrorBody),
+        (status = 404, description = "Unknown (SESSION_NOT_FOUND), or the user does not take part (PARTICIPANT_NOT_FOUND)", body = ErrorBody),
+        (status = 410, description = "Expired (SESSION_EXPIRED) or ended (SESSION_ENDED)", body = ErrorBody),
         (status = 409, description = "Kept losing races with concurrent writers (CONFLICT); retry", body = ErrorBody),
         AuthErrors,
         ServerErrors,
@@ -670,15 +682,17 @@ pub async fn issue_token(
     state: web::Data<AppState>,
     auth: Auth,
     id: SessionId,
+    params: web::Query<IssueTokenParams>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.check(AuthCheck::scope(Scope::SessionsManage).session(id))?;
     caller
         .unbound("issue a user's session token")
         .map_err(ServiceError::from)?;
-    let (snapshot, token): (Snapshot, Secret) = service::reissue_token(&state, &caller, id).await?;
+    let user = extract::query_id(UserId::FIELD, params.user_id.as_deref())?;
+    let (snapshot, user, token) = service::reissue_token(&state, &caller, id, user).await?;
     Ok(HttpResponse::Created().json(SessionTokenResponse {
         session_id: snapshot.session.id,
-        user_id: snapshot.session.user_id,
+        user_id: user,
         session_token: token.expose().to_owned(),
     }))
 }

@@ -501,20 +501,29 @@ pub async fn delete(state: &AppState, caller: &Caller, id: SessionId) -> Service
         .map(|agent| state.events.publish(id, agent))
 }
 
-/// A new token for the session's creator; the earlier ones stop working at once.
+/// A new token for one of the session's users (default: its creator); that user's earlier
+/// tokens stop working at once.
 pub async fn reissue_token(
     state: &AppState,
     caller: &Caller,
     id: SessionId,
-) -> ServiceResult<(Snapshot, Secret)> {
+    user: Option<UserId>,
+) -> ServiceResult<(Snapshot, UserId, Secret)> {
     let now = state.now();
     let caller = caller.clone();
     state
         .write(move |conn| {
             repo::lock(conn, id)?;
             let session = load_live(conn, &caller, id, now)?;
-            let token = tokens::reissue(conn, &session, session.user_id, now)?;
-            Ok((Snapshot::load(conn, session, now)?, token))
+            let user = user.unwrap_or(session.user_id);
+            if user != session.user_id && !participants::is_member(conn, id, user)? {
+                return Err(ServiceError::ParticipantNotFound {
+                    session_id: id,
+                    user_id: user,
+                });
+            }
+            let token = tokens::reissue(conn, &session, user, now)?;
+            Ok((Snapshot::load(conn, session, now)?, user, token))
         })
         .await
 }

@@ -33,6 +33,7 @@ backend_tests!(
     a_participants_token_cannot_write_as_another_user,
     a_removed_participants_token_is_401_everywhere,
     a_removed_participants_open_stream_ends,
+    a_participants_lost_token_is_replaced_through_the_token_route,
     re_adding_participants_at_the_limit_is_a_no_op,
     a_title_or_close_reason_with_nul_is_400_and_writes_nothing,
     a_participants_token_cannot_pause_or_close_but_the_creators_can,
@@ -776,6 +777,54 @@ async fn a_removed_participants_open_stream_ends(kind: Kind) {
     assert!(
         stream.next().await.is_none(),
         "a removed user's stream ends instead of carrying the group's messages"
+    );
+}
+
+async fn a_participants_lost_token_is_replaced_through_the_token_route(kind: Kind) {
+    let app = TestApp::spawn_secured(kind).await;
+    let agent = app.agent().await;
+    let p1 = new_user();
+    let created = group(&app, &agent, &[&p1]).await;
+    let id = id_of(&created);
+    let lost = token_for(&created, &p1);
+    let creator_token = session_token(&created);
+
+    let (status, issued) = app
+        .post_empty(paths::token(&id).query(format!("userId={p1}")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    assert_eq!(issued["userId"], p1);
+    let fresh = issued["sessionToken"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, lost);
+
+    let with = |token: &str| {
+        app.call(Method::POST, paths::messages(&id))
+            .bearer(token)
+            .json(json!({"content": "hello"}))
+    };
+    with(&lost)
+        .send()
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let reply = with(&fresh).send().await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["authorId"], p1);
+    let reply = with(&creator_token).send().await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CREATED,
+        "the creator's token is untouched"
+    );
+
+    let stranger = new_user();
+    let (status, body) = app
+        .post_empty(paths::token(&id).query(format!("userId={stranger}")))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "PARTICIPANT_NOT_FOUND",
     );
 }
 
