@@ -318,7 +318,14 @@ pub(crate) fn ok(snapshot: &Snapshot, debug: DebugFlag) -> HttpResponse {
                 ("UpdateSessionTimeout" = (operation_id = "updateSessionTimeout", parameters(("sessionId" = "$response.body#/sessionId")))),
                 ("SendSessionMessage" = (operation_id = "sendSessionMessage", parameters(("sessionId" = "$response.body#/sessionId")))),
                 ("GetSessionMessages" = (operation_id = "getSessionMessages", parameters(("sessionId" = "$response.body#/sessionId")))),
-                ("IssueSessionToken" = (operation_id = "issueSessionToken", parameters(("sessionId" = "$response.body#/sessionId"))))
+                ("IssueSessionToken" = (operation_id = "issueSessionToken", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("UpdateSession" = (operation_id = "updateSession", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("PauseSession" = (operation_id = "pauseSession", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("ResumeSession" = (operation_id = "resumeSession", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("CloseSession" = (operation_id = "closeSession", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("AddSessionParticipants" = (operation_id = "addSessionParticipants", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("GetSessionTranscript" = (operation_id = "getSessionTranscript", parameters(("sessionId" = "$response.body#/sessionId")))),
+                ("UpdateSessionState" = (operation_id = "updateSessionState", parameters(("sessionId" = "$response.body#/sessionId"))))
             )
         ),
         (status = 400, description = "Invalid input (VALIDATION_ERROR)", body = ErrorBody),
