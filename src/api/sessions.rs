@@ -168,9 +168,7 @@ impl SessionSummary {
             session: s, now, ..
         } = snapshot;
         let now = *now;
-        let mut members = snapshot.members();
-        // The order the database reads them in, also for a create's answer.
-        members.sort_by_key(|m| (m.joined_at, m.user_id));
+        let members = snapshot.members();
         let agent = ParticipantResponse {
             id: s.agent_id.into(),
             role: ParticipantRole::Agent,

@@ -23,8 +23,8 @@ use crate::timeout::{ConfigSource, PartialTimeoutConfig};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub session: Session,
-    /// Its users in the order they joined, the creator first. Outcomes stored before group
-    /// sessions lack them; they read as the creator alone.
+    /// Its users in the order they joined (ties by id). Outcomes stored before group sessions
+    /// lack them; they read as the creator alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
     pub now: Millis,
@@ -76,7 +76,7 @@ pub struct Created {
     pub outcome: Outcome<Snapshot>,
     /// The creator's. `None` only for a replay whose session is gone (deleted or purged) since.
     pub token: Option<Secret>,
-    /// One per other participant, in the order they were given.
+    /// One per other participant, in the order the session lists them.
     pub participant_tokens: Vec<(UserId, Secret)>,
 }
 
@@ -137,13 +137,16 @@ pub async fn create(
                     state: ConversationState::default(),
                     end_reason: None,
                 };
-                let members: Vec<Member> = std::iter::once(input.user_id)
+                let mut members: Vec<Member> = std::iter::once(input.user_id)
                     .chain(others)
                     .map(|user_id| Member {
                         user_id,
                         joined_at: now,
                     })
                     .collect();
+                // In the order the database reads them back (`participants::of_session`), so
+                // that the create's answer and later reads list them alike.
+                members.sort_by_key(|m| (m.joined_at, m.user_id));
                 repo::insert(conn, &session)?;
                 participants::insert(conn, session.id, &members)?;
                 let created = EventKind::SessionCreated {
@@ -343,7 +346,7 @@ pub(crate) async fn mutate_snapshot(
 ) -> ServiceResult<Snapshot> {
     let now = state.now();
     let caller = caller.clone();
-    let (snapshot, recorded) = state
+    let (snapshot, (changed, renewed)) = state
         .write(move |conn| {
             let mut recorded = Vec::new();
             let (session, ()) = mutate(
@@ -357,20 +360,23 @@ pub(crate) async fn mutate_snapshot(
                 },
                 |_, _| Ok(()),
             )?;
-            let kinds: Vec<&'static str> = recorded.iter().map(EventKind::type_name).collect();
+            let renewed = recorded
+                .iter()
+                .any(|k| matches!(k, EventKind::SessionRenewed { .. }));
+            let changed = !recorded.is_empty();
             let agent = session.agent_id;
             events::record_all(
                 conn,
                 recorded.into_iter().map(|k| (id, agent, k)).collect(),
                 now,
             )?;
-            Ok((Snapshot::load(conn, session, now)?, kinds))
+            Ok((Snapshot::load(conn, session, now)?, (changed, renewed)))
         })
         .await?;
-    if recorded.contains(&"session.renewed") {
+    if renewed {
         state.metrics.renewals.inc();
     }
-    if !recorded.is_empty() {
+    if changed {
         state.events.publish(id, snapshot.session.agent_id);
         // A shorter timeout, or a resume, can bring the deadline before the planned one.
         state.deadlines.consider(next_deadline(&snapshot.session));
