@@ -95,13 +95,16 @@ pub async fn remove(
                     removed.push(user);
                 }
             }
-            for user in &removed {
-                if !repo::is_member(conn, id, *user)? {
-                    return Err(ServiceError::ParticipantNotFound {
-                        session_id: id,
-                        user_id: *user,
-                    });
-                }
+            // One read of who takes part, as `add` does, rather than a query per id.
+            let present = repo::of_session(conn, id)?;
+            if let Some(&user) = removed
+                .iter()
+                .find(|u| !present.iter().any(|m| m.user_id == **u))
+            {
+                return Err(ServiceError::ParticipantNotFound {
+                    session_id: id,
+                    user_id: user,
+                });
             }
             repo::delete(conn, id, &removed)?;
             tokens::revoke(conn, &session, &removed)?;
