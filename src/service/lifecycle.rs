@@ -82,14 +82,14 @@ pub async fn update(
     patch: SessionPatch,
 ) -> ServiceResult<Snapshot> {
     mutate_snapshot(state, caller, id, Access::Touch, move |s, _| {
-        let before = (s.title.clone(), s.metadata.clone());
+        let (title_before, metadata_before) = (s.title.clone(), s.metadata.clone());
         if let Some(title) = &patch.title {
             s.title = title.clone();
         }
         if let Some(metadata) = &patch.metadata {
             s.metadata = metadata.clone();
         }
-        if (s.title.clone(), s.metadata.clone()) == before {
+        if s.title == title_before && s.metadata == metadata_before {
             return Ok(Vec::new());
         }
         Ok(vec![EventKind::SessionUpdated {
